@@ -1,0 +1,237 @@
+"""`petseg <stage>`: one subcommand per pipeline stage. Each reads its params, calls plain functions,
+writes its outputs, and ends with a one-line summary."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from petseg.config import MODELS, ParamError, load_params
+
+# Bad input (params, files, checkpoints, a diverging loss) is shown as one line; PETSEG_DEBUG=1 shows
+# the traceback too. Anything else is a bug and keeps its traceback.
+ERRORS = (ValueError, OSError, FloatingPointError)
+
+
+def cmd_download(args, params):
+    from petseg.download import ensure_archives, extract
+    data = params["data"]
+    if data["source"] == "sample":
+        archives = ensure_archives(args.sample_dir, data["archives"]["sample"])
+    else:
+        archives = ensure_archives(args.archives, data["archives"]["full"], data["url"], data["retries"],
+                                   data["timeout"])
+    extract(archives, args.out)
+    return f"verified and extracted {', '.join(map(str, archives.values()))} to {args.out}"
+
+
+def cmd_preprocess(args, params):
+    from petseg.data import preprocess
+    from petseg.io import write_json
+    p = params["preprocess"]
+    counts = preprocess(args.raw, args.out, p["image_size"], p["valid_fraction"], params["seed"],
+                        p["on_bad_file"], p["min_side"], p["max_pixels"], p["num_workers"])
+    write_json(args.counts, counts)
+    return (f"wrote {args.out}: " + ", ".join(f"{k} {counts[k]}" for k in ("train", "valid", "test"))
+            + f" images; skipped {counts['skipped']} (listed in {args.out}/skipped.csv)")
+
+
+def tune_fingerprint(params: dict, name: str, processed: Path) -> dict:
+    """Everything a trial's result depends on; a change starts a fresh study."""
+    manifest = (Path(processed) / "manifest.csv").read_text()
+    return {key: params[key] for key in ("seed", "tune", "train", "augment", name)} | {"manifest": manifest}
+
+
+def cmd_tune(args, params):
+    from petseg.data import load_split
+    from petseg.io import write_csv, write_json
+    from petseg.models import architecture
+    from petseg.tune import best_trial, trials_table, tune_model
+    train, valid = load_split(args.data, "train"), load_split(args.data, "valid")
+    Path(args.storage).parent.mkdir(parents=True, exist_ok=True)
+    summary = []
+    for name in MODELS:
+        study = tune_model(name, architecture(name, params[name]), train, valid, tune_params=params["tune"],
+                           train_params=params["train"], augment_params=params["augment"],
+                           seed=params["seed"], storage=f"sqlite:///{args.storage}",
+                           fingerprint=tune_fingerprint(params, name, args.data))
+        best = best_trial(study)
+        write_json(Path(args.metrics_dir) / f"tune_{name}.json", best)
+        write_csv(Path(args.plots_dir) / f"tune_{name}.csv", trials_table(study))
+        summary.append(f"{name} lr {best['best_lr']:.2e} (valid Dice {best['best_valid_dice']:.4f})")
+    return "best " + "; ".join(summary)
+
+
+def resolve_lr(params: dict, tuned: Path) -> float:
+    """The `lr` param when set, else the tuned rate of this model."""
+    if params["lr"] is not None:
+        return params["lr"]
+    if not Path(tuned).is_file():
+        raise ValueError(f"{tuned}: no tuned learning rate; run `petseg tune` or set lr in params.yaml")
+    return json.loads(Path(tuned).read_text())["best_lr"]
+
+
+def cmd_train(args, params):
+    from petseg.checkpoint import save_checkpoint
+    from petseg.data import load_split
+    from petseg.io import write_csv, write_json
+    from petseg.models import architecture
+    from petseg.train import fit
+    name, lr, arch = args.model, resolve_lr(params, args.tuned), architecture(args.model, params[args.model])
+    train = load_split(args.data, "train")
+    resume = args.checkpoint.with_suffix(".resume.pt")  # not a DVC output: it must survive a rerun
+    result = fit(name, arch, train, load_split(args.data, "valid"), lr=lr, epochs=params[name]["epochs"],
+                 seed=params["seed"], train_params=params["train"], augment_params=params["augment"],
+                 resume=resume)
+    best = result.history[result.best_epoch - 1]
+    # Outputs appear only once training is complete: an interrupted run leaves none that looks finished.
+    save_checkpoint(args.checkpoint, result.best_state, name, arch, train.images.shape[1],
+                    epoch=best["epoch"], valid_dice=best["valid_dice"], lr=lr)
+    write_csv(args.plot, result.history)
+    write_json(args.metrics, {"lr": lr, "epochs": len(result.history), "best_epoch": best["epoch"],
+                              "best_valid_dice": best["valid_dice"],
+                              "train_seconds": round(sum(row["seconds"] for row in result.history), 1)})
+    resume.unlink(missing_ok=True)
+    return f"{name}: best valid Dice {best['valid_dice']:.4f} at epoch {best['epoch']}, saved {args.checkpoint}"
+
+
+def cmd_evaluate(args, params):
+    from petseg.checkpoint import load_checkpoint
+    from petseg.data import load_split
+    from petseg.evaluate import evaluate_model, load_folder
+    from petseg.io import write_json
+    results, split = {}, None
+    for path in args.checkpoint:
+        model, meta = load_checkpoint(path)
+        if args.folder is not None:
+            split = load_folder(args.folder, meta["image_size"], args.list)
+        elif split is None:
+            split = load_split(args.data, "test")
+        results[meta["model"]] = evaluate_model(model, split, params["evaluate"]["threshold"],
+                                                params["evaluate"]["batch_size"])
+    print(json.dumps(results, indent=2))
+    if args.out:
+        write_json(args.out, results)
+    return " | ".join(f"{name}: Dice {r['dice']:.4f} on {r['n_images']} images" for name, r in results.items())
+
+
+def read_history(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def cmd_visualize(args, params):
+    import numpy as np
+    from petseg.checkpoint import load_checkpoint
+    from petseg.data import load_split
+    from petseg.evaluate import predict_probabilities
+    from petseg.visualize import plot_curves, prediction_grid, save_png
+    test = load_split(args.data, "test")
+    n = min(params["visualize"]["n_images"], len(test.images))
+    images = np.asarray(test.images[:n])
+    columns = {"truth": np.asarray(test.masks[:n])}
+    for path in args.checkpoint:
+        model, meta = load_checkpoint(path)
+        probabilities, _ = predict_probabilities(model, images, params["evaluate"]["batch_size"])
+        columns[meta["model"]] = (probabilities > params["evaluate"]["threshold"]).numpy()
+    save_png(prediction_grid(images, columns), args.grid)
+    plot_curves({Path(p).stem.removeprefix("train_"): read_history(p) for p in args.history}, args.curves)
+    return f"wrote {args.grid} ({n} test photos) and {args.curves}"
+
+
+def cmd_make_sample(args, params):
+    from petseg.sample import make_sample
+    checksums = make_sample(args.src, args.out, args.max_side, args.quality)
+    print(json.dumps(checksums, indent=2))
+    return f"wrote {args.out}/images.tar.gz and annotations.tar.gz; put the checksums in params.yaml data.archives.sample"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="petseg", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+
+    def stage(name, func, help_):
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = stage("download", cmd_download, "get and verify the archives (data.source), extract the official layout")
+    p.add_argument("--out", type=Path, default=Path("data/raw"))
+    p.add_argument("--sample-dir", type=Path, default=Path("data/sample"), help="the shipped sample archives")
+    p.add_argument("--archives", type=Path, default=Path("data/archives"),
+                   help="where the full archives are downloaded, or placed by hand (default: %(default)s)")
+    p = stage("preprocess", cmd_preprocess, "decode, resize and split the photos into uint8 arrays")
+    p.add_argument("--raw", type=Path, default=Path("data/raw"))
+    p.add_argument("--out", type=Path, default=Path("data/processed"))
+    p.add_argument("--counts", type=Path, default=Path("metrics/preprocess.json"))
+    p = stage("tune", cmd_tune, "Optuna search of each model's learning rate (resumable SQLite study)")
+    p.add_argument("--data", type=Path, default=Path("data/processed"))
+    p.add_argument("--storage", type=Path, default=Path("tune/study.db"))
+    p.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
+    p.add_argument("--plots-dir", type=Path, default=Path("plots"))
+    p = stage("train", cmd_train, "train one model from scratch, keep the best-validation checkpoint")
+    p.add_argument("--model", choices=MODELS, required=True)
+    p.add_argument("--data", type=Path, default=Path("data/processed"))
+    p.add_argument("--tuned", type=Path, help="tune JSON with best_lr (default: metrics/tune_MODEL.json)")
+    p.add_argument("--checkpoint", type=Path, help="default: models/MODEL.pt")
+    p.add_argument("--metrics", type=Path, help="default: metrics/train_MODEL.json")
+    p.add_argument("--plot", type=Path, help="per-epoch CSV (default: plots/train_MODEL.csv)")
+    p = stage("evaluate", cmd_evaluate, "score checkpoints on the test split, or on any folder in the "
+              "official layout (--folder), and print the metrics JSON")
+    p.add_argument("--checkpoint", type=Path, nargs="+",
+                   default=[Path(f"models/{m}.pt") for m in MODELS])
+    p.add_argument("--data", type=Path, default=Path("data/processed"))
+    p.add_argument("--folder", type=Path, help="a folder with images/ and annotations/trimaps/")
+    p.add_argument("--list", help="with --folder: score only the stems of annotations/LIST (e.g. test.txt)")
+    p.add_argument("--out", type=Path, help="also write the JSON here")
+    p = stage("visualize", cmd_visualize, "PNG grid of test predictions and PNG of the training curves")
+    p.add_argument("--data", type=Path, default=Path("data/processed"))
+    p.add_argument("--checkpoint", type=Path, nargs="+",
+                   default=[Path(f"models/{m}.pt") for m in MODELS])
+    p.add_argument("--history", type=Path, nargs="+",
+                   default=[Path(f"plots/train_{m}.csv") for m in MODELS])
+    p.add_argument("--grid", type=Path, default=Path("plots/predictions.png"))
+    p.add_argument("--curves", type=Path, default=Path("plots/curves.png"))
+    p = stage("make-sample", cmd_make_sample, "build data/sample archives from a folder in the official layout")
+    p.add_argument("--src", type=Path, default=Path("../shared/data/oxford-pets-sample"))
+    p.add_argument("--out", type=Path, default=Path("data/sample"))
+    p.add_argument("--max-side", type=int, default=384)
+    p.add_argument("--quality", type=int, default=85)
+    return parser
+
+
+def fill_model_defaults(args) -> None:
+    if getattr(args, "model", None):
+        m = args.model
+        args.tuned = args.tuned or Path(f"metrics/tune_{m}.json")
+        args.checkpoint = args.checkpoint or Path(f"models/{m}.pt")
+        args.metrics = args.metrics or Path(f"metrics/train_{m}.json")
+        args.plot = args.plot or Path(f"plots/train_{m}.csv")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    fill_model_defaults(args)
+    start = time.perf_counter()
+    try:
+        params = load_params(args.params)
+        summary = args.func(args, params)
+    except ParamError as err:
+        print(f"petseg: {args.params}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"petseg {args.command}: interrupted; no partial output was left in place", file=sys.stderr)
+        return 130
+    except ERRORS as err:
+        if os.environ.get("PETSEG_DEBUG"):
+            raise
+        print(f"petseg {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    print(f"petseg {args.command}: {summary} ({time.perf_counter() - start:.1f} s)", flush=True)
+    return 0

@@ -1,0 +1,127 @@
+"""The download stage: get the two archives, verify size and md5, extract to the official layout."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from http.client import HTTPException
+from pathlib import Path
+
+from tqdm import tqdm
+
+ARCHIVES = ("images.tar.gz", "annotations.tar.gz")
+CHUNK = 1 << 20
+
+
+class DownloadError(OSError):
+    """A missing, unreachable or corrupt archive; the message is one line for the user."""
+
+
+def md5sum(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(path: Path, size: int, md5: str, name: str | None = None) -> None:
+    """Raise DownloadError unless `path` has the expected size and md5."""
+    name = name or str(path)
+    actual_size = path.stat().st_size
+    if actual_size != size:
+        raise DownloadError(f"{name}: {actual_size} bytes, expected {size}")
+    actual_md5 = md5sum(path)
+    if actual_md5 != md5:
+        raise DownloadError(f"{name}: md5 {actual_md5}, expected {md5}")
+
+
+def _transfer(url: str, part: Path, size: int, timeout: float) -> None:
+    """Append the rest of `url` to `part`, asking the server for the missing range only."""
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        if have and response.status != 206:  # the server ignored the range: start over
+            have = 0
+        bar = tqdm(total=size, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+                   desc=part.name.removesuffix(".part"), disable=not sys.stderr.isatty())
+        with bar, open(part, "ab" if have else "wb") as out:
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+                bar.update(len(chunk))
+
+
+def fetch(url: str, dest: Path, size: int, md5: str, retries: int, timeout: float) -> None:
+    """Download `url` to `dest`: resumable (HTTP Range), retried with backoff, verified, then renamed.
+
+    The bytes go to `dest.part`; `dest` appears only once its size and md5 are right.
+    """
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, retries + 1):
+        try:
+            _transfer(url, part, size, timeout)
+            if part.stat().st_size >= size:
+                break
+            raise DownloadError(f"connection closed at {part.stat().st_size} of {size} bytes")
+        except (urllib.error.URLError, HTTPException, OSError, DownloadError) as err:
+            reason = getattr(err, "reason", err)
+            if attempt == retries:
+                raise DownloadError(
+                    f"cannot download {url} ({reason}) after {retries} tries: use data.source=sample for the "
+                    f"embedded sample, or place the archives by hand in {dest.parent}/") from None
+            delay = min(60, 2 ** (attempt - 1))
+            print(f"{dest.name}: {reason}; retrying in {delay} s ({attempt}/{retries})", file=sys.stderr, flush=True)
+            time.sleep(delay)
+    try:
+        verify(part, size, md5, name=dest.name)
+    except DownloadError as err:
+        part.unlink()
+        raise DownloadError(f"{err}; deleted the download, run again to fetch it anew") from None
+    part.rename(dest)
+
+
+def ensure_archives(folder: Path, checksums: dict, url: str | None = None, retries: int = 5,
+                    timeout: float = 30.0) -> dict[str, Path]:
+    """Verified archive paths in `folder`; with a `url`, missing ones are downloaded first."""
+    paths = {}
+    for name in ARCHIVES:
+        path, spec = Path(folder) / name, checksums[name]
+        if not path.exists():
+            if url is None:
+                raise DownloadError(f"{path}: missing")
+            print(f"downloading {url.rstrip('/')}/{name} ({spec['size'] / 1e6:.0f} MB) to {path}", flush=True)
+            fetch(f"{url.rstrip('/')}/{name}", path, spec["size"], spec["md5"], retries, timeout)
+        verify(path, spec["size"], spec["md5"])  # a file placed by hand is checked, never deleted
+        paths[name] = path
+    return paths
+
+
+def extract(archives: dict[str, Path], out_dir: Path) -> None:
+    """Extract all archives into `out_dir` atomically; members escaping the target are refused."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for path in archives.values():
+            try:
+                with tarfile.open(path, "r:gz") as tar:
+                    # 'data' refuses absolute paths, '..', links pointing outside, device files
+                    tar.extractall(tmp, filter="data")
+            except tarfile.FilterError as err:
+                raise DownloadError(f"{path}: unsafe member refused, nothing extracted ({err})") from None
+            except (tarfile.TarError, EOFError, OSError) as err:
+                raise DownloadError(f"{path}: not a readable .tar.gz ({err})") from None
+        for required in ("images", "annotations/trimaps", "annotations/trainval.txt", "annotations/test.txt"):
+            if not (tmp / required).exists():
+                raise DownloadError(f"{', '.join(map(str, archives.values()))}: no {required} inside")
+        shutil.rmtree(out_dir, ignore_errors=True)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

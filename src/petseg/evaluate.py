@@ -1,0 +1,57 @@
+"""Scoring checkpoints: predictions over a split, per-image confusion counts, the metrics JSON."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from petseg.augment import normalize
+from petseg.data import Split, load_pair, pair_paths, read_split_list
+from petseg.metrics import confusion_per_image, summarize
+from petseg.models import count_parameters
+
+
+@torch.inference_mode()
+def predict_probabilities(model: nn.Module, images: np.ndarray, batch_size: int,
+                          channels_last: bool = True) -> tuple[torch.Tensor, float]:
+    """Sigmoid probabilities (N, H, W) for uint8 photos, and the seconds spent in the model."""
+    device = next(model.parameters()).device
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.eval().to(memory_format=memory_format)
+    out, seconds = [], 0.0
+    for start in range(0, len(images), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).permute(0, 3, 1, 2)
+        batch = normalize(batch.to(device)).contiguous(memory_format=memory_format)
+        begin = time.perf_counter()
+        logits = model(batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds += time.perf_counter() - begin
+        out.append(torch.sigmoid(logits.float())[:, 0].cpu())
+    return torch.cat(out), seconds
+
+
+def evaluate_model(model: nn.Module, split: Split, threshold: float, batch_size: int) -> dict:
+    """The evaluate.json entry of one model on one split."""
+    probabilities, seconds = predict_probabilities(model, split.images, batch_size)
+    counts = confusion_per_image(probabilities > threshold, torch.from_numpy(np.asarray(split.masks)) > 0)
+    return {**summarize(counts), "parameters": count_parameters(model),
+            "inference_ms_per_image": round(1000 * seconds / len(split.images), 2)}
+
+
+def load_folder(folder: Path, image_size: int, list_name: str | None = None) -> Split:
+    """Any folder in the official layout as a Split: the stems of a list file, or every pair present."""
+    folder = Path(folder)
+    if list_name:
+        stems = sorted(set(read_split_list(folder / "annotations" / list_name)))
+    else:
+        stems = sorted(p.stem for p in (folder / "annotations" / "trimaps").glob("*.png")
+                       if not p.name.startswith("._") and pair_paths(folder, p.stem)[0].exists())
+    if not stems:
+        raise ValueError(f"{folder}: no image/trimap pairs (expected images/*.jpg and annotations/trimaps/*.png)")
+    pairs = [load_pair(*pair_paths(folder, stem), image_size)[:2] for stem in stems]
+    return Split(np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), stems)

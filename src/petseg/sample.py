@@ -1,0 +1,69 @@
+"""Builds the embedded sample archives (data/sample) from a folder in the official layout."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+from pathlib import Path
+
+from PIL import Image
+
+from petseg.download import md5sum
+from petseg.io import atomic_path
+
+MTIME = 1_700_000_000  # fixed member time: the same input gives byte-identical archives
+
+
+def shrink_pair(image_path: Path, trimap_path: Path, max_side: int, quality: int) -> tuple[bytes, bytes]:
+    """Re-encode a JPEG photo at most `max_side` px and its trimap to match (nearest).
+
+    Anything that is not really a JPEG (the PNG and GIF quirk files) is kept byte for byte.
+    """
+    image_bytes, trimap_bytes = image_path.read_bytes(), trimap_path.read_bytes()
+    with Image.open(io.BytesIO(image_bytes)) as image:
+        if image.format != "JPEG":
+            return image_bytes, trimap_bytes
+        scale = max_side / max(image.size)
+        size = image.size if scale >= 1 else (round(image.width * scale), round(image.height * scale))
+        out = io.BytesIO()
+        image.convert("RGB").resize(size, Image.Resampling.BILINEAR).save(out, "JPEG", quality=quality)
+    with Image.open(io.BytesIO(trimap_bytes)) as trimap:
+        trimap_out = io.BytesIO()
+        trimap.resize(size, Image.Resampling.NEAREST).save(trimap_out, "PNG", optimize=True)
+    return out.getvalue(), trimap_out.getvalue()
+
+
+def write_tar_gz(path: Path, members: dict[str, bytes]) -> None:
+    """A reproducible .tar.gz: sorted members, fixed times and owners, no gzip timestamp."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name in sorted(members):
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime, info.mode = len(members[name]), MTIME, 0o644
+                tar.addfile(info, io.BytesIO(members[name]))
+
+
+def make_sample(src: Path, out: Path, max_side: int, quality: int, stems: list[str] | None = None) -> dict:
+    """Write images.tar.gz and annotations.tar.gz under `out`; returns {name: {size, md5}}.
+
+    `stems` limits the sample to those pairs (and the list files to those lines), for tiny test data.
+    """
+    src, out = Path(src), Path(out)
+    available = sorted(p.stem for p in (src / "images").glob("*.jpg"))
+    keep = set(available if stems is None else stems)
+    images, annotations = {}, {}
+    for stem in sorted(keep):
+        photo, trimap = shrink_pair(src / "images" / f"{stem}.jpg",
+                                    src / "annotations" / "trimaps" / f"{stem}.png", max_side, quality)
+        images[f"images/{stem}.jpg"] = photo
+        annotations[f"annotations/trimaps/{stem}.png"] = trimap
+    for name in ("list.txt", "trainval.txt", "test.txt"):
+        lines = (src / "annotations" / name).read_text().splitlines(keepends=True)
+        kept = [line for line in lines if line.startswith("#") or line.split()[:1] and line.split()[0] in keep]
+        annotations[f"annotations/{name}"] = "".join(kept).encode()
+    write_tar_gz(out / "images.tar.gz", images)
+    write_tar_gz(out / "annotations.tar.gz", annotations)
+    return {name: {"size": (out / name).stat().st_size, "md5": md5sum(out / name)}
+            for name in ("images.tar.gz", "annotations.tar.gz")}

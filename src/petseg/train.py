@@ -1,0 +1,160 @@
+"""The training loop: train an epoch, validate, remember the best weights, save a resumable state."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from petseg.augment import normalize, reseed, seed_worker, train_transform
+from petseg.data import SegmentationDataset, Split
+from petseg.io import atomic_path
+from petseg.losses import DiceBCELoss
+from petseg.metrics import confusion_per_image, dice_score, to_confusion
+from petseg.models import build_model
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Each epoch's randomness (shuffle, augmentation) is a function of (seed, epoch) alone, so a
+    resumed run draws exactly what an uninterrupted one would have."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int) -> DataLoader:
+    # Workers are not persistent: re-forked each epoch, they reseed from that epoch's generator.
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle,
+                      num_workers=num_workers, worker_init_fn=seed_worker,
+                      generator=torch.Generator().manual_seed(seed), pin_memory=torch.cuda.is_available())
+
+
+def start_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
+    loader.generator.manual_seed(epoch_seed(seed, epoch))
+    if loader.num_workers == 0 and loader.dataset.transform is not None:
+        reseed(loader.dataset.transform, epoch_seed(seed, epoch))
+
+
+def make_scheduler(optimizer, name: str, lr: float, total_steps: int, warmup_fraction: float):
+    if name == "onecycle" and total_steps >= 3:  # each of its two phases needs a step
+        pct_start = min(max(warmup_fraction, 2 / total_steps), 1 - 1 / total_steps)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps,
+                                                   pct_start=pct_start)
+    if name == "cosine":
+        warmup = max(1, round(total_steps * warmup_fraction))
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, total_steps - warmup)))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def to_device(batch, device: torch.device, channels_last: bool):
+    """Move a uint8 batch to `device`, normalise the photos, and make the masks float."""
+    images, masks = (t.to(device, non_blocking=True) for t in batch)
+    images = normalize(images)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, masks.float()
+
+
+def run_epoch(model, loader, loss_fn, device, channels_last, epoch, threshold=0.5, optimizer=None, scheduler=None):
+    """One pass over `loader`, training if an optimizer is given; returns mean loss and (N, 4) counts."""
+    model.train(optimizer is not None)
+    total_loss, n_images, counts = 0.0, 0, []
+    with torch.set_grad_enabled(optimizer is not None):
+        for batch_index, batch in enumerate(loader, 1):
+            images, masks = to_device(batch, device, channels_last)
+            logits = model(images)
+            loss = loss_fn(logits, masks)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} in epoch {epoch}, batch {batch_index}: "
+                                         "stopped before saving; lower the learning rate")
+            if optimizer is not None:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+            total_loss += loss.item() * len(images)
+            n_images += len(images)
+            counts.append(confusion_per_image(torch.sigmoid(logits.detach()) > threshold, masks > 0.5).cpu())
+    return total_loss / n_images, torch.cat(counts)
+
+
+@dataclass
+class Result:
+    history: list[dict]     # one row per epoch
+    best_state: dict        # the weights of the best validation Dice
+    best_epoch: int
+
+
+def fingerprint(*parts) -> str:
+    return hashlib.md5(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs: int, seed: int,
+        train_params: dict, augment_params: dict, resume: Path | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> Result:
+    """Train `name` from scratch (or from `resume`, the state saved after each finished epoch)."""
+    seed_everything(seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    image_size, channels_last = train.images.shape[1], train_params["channels_last"]
+    model = build_model(name, arch).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_loader = make_loader(SegmentationDataset(train, train_transform(augment_params, image_size, seed)),
+                               train_params["batch_size"], True, train_params["num_workers"], seed)
+    valid_loader = make_loader(SegmentationDataset(valid), train_params["batch_size"], False, 0, seed)
+    loss_fn = DiceBCELoss(train_params["dice_weight"], train_params["bce_weight"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = make_scheduler(optimizer, train_params["scheduler"], lr, epochs * len(train_loader),
+                               train_params["warmup_fraction"])
+    run_id = fingerprint(name, arch, lr, epochs, seed, train_params, augment_params, train.stems, valid.stems)
+    history, best_state, best_epoch = [], None, 0
+    if resume is not None and Path(resume).is_file():
+        state = torch.load(resume, map_location=device, weights_only=True)
+        if state["run_id"] == run_id:  # a state of other settings is ignored, not half-reused
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            history, best_state, best_epoch = state["history"], state["best_state"], state["best_epoch"]
+            print(f"{name}: resuming after epoch {len(history)} from {resume}", flush=True)
+    for epoch in range(len(history) + 1, epochs + 1):
+        start = time.perf_counter()
+        start_epoch(train_loader, seed, epoch)
+        lr_now = optimizer.param_groups[0]["lr"]
+        train_loss, train_counts = run_epoch(model, train_loader, loss_fn, device, channels_last, epoch,
+                                             optimizer=optimizer, scheduler=scheduler)
+        valid_loss, valid_counts = run_epoch(model, valid_loader, loss_fn, device, channels_last, epoch)
+        row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
+               "train_dice": dice_score(to_confusion(train_counts)),
+               "valid_dice": dice_score(to_confusion(valid_counts)),
+               "lr": lr_now, "seconds": round(time.perf_counter() - start, 2)}
+        history.append(row)
+        if best_state is None or row["valid_dice"] > history[best_epoch - 1]["valid_dice"]:
+            best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+            best_epoch = epoch
+        print(f"{name} epoch {epoch}/{epochs}: train loss {train_loss:.4f} dice {row['train_dice']:.4f}, "
+              f"valid loss {valid_loss:.4f} dice {row['valid_dice']:.4f}, {row['seconds']:.1f} s", flush=True)
+        if resume is not None:
+            with atomic_path(resume) as tmp:
+                torch.save({"run_id": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(), "history": history,
+                            "best_state": best_state, "best_epoch": best_epoch}, tmp)
+        if on_epoch is not None:
+            on_epoch(row)
+    return Result(history, best_state, best_epoch)

@@ -1,0 +1,47 @@
+"""Shared fixtures: the project's own shipped sample, extracted once, and a tiny subset of it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from petseg.download import ARCHIVES, extract  # noqa: E402
+from petseg.sample import make_sample  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_ARCHIVES = {name: REPO / "data" / "sample" / name for name in ARCHIVES}
+# A tiny subset with the quirks: a PNG and a GIF behind .jpg, an image in no list, an empty mask.
+TINY_TRAINVAL = ["Abyssinian_1", "Abyssinian_10", "Abyssinian_100", "Abyssinian_101", "Abyssinian_102",
+                 "Abyssinian_103", "Abyssinian_104", "Abyssinian_105", "Abyssinian_34", "Bengal_10",
+                 "Bengal_100", "Bengal_110", "american_bulldog_10", "american_bulldog_100",
+                 "american_bulldog_101", "american_bulldog_108"]
+TINY_TEST = ["Abyssinian_5", "Abyssinian_201", "Abyssinian_204", "Abyssinian_206", "american_bulldog_205",
+             "american_bulldog_208"]
+TINY_STEMS = TINY_TRAINVAL + TINY_TEST + ["Abyssinian_82"]
+
+
+@pytest.fixture(scope="session")
+def raw_sample(tmp_path_factory) -> Path:
+    """The shipped sample archives, extracted to the official layout."""
+    out = tmp_path_factory.mktemp("sample") / "raw"
+    extract(SAMPLE_ARCHIVES, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_archives(raw_sample, tmp_path_factory) -> tuple[Path, dict]:
+    """Archives of TINY_STEMS made from the shipped sample, and their {name: {size, md5}}."""
+    out = tmp_path_factory.mktemp("tiny_archives")
+    checksums = make_sample(raw_sample, out, max_side=160, quality=90, stems=TINY_STEMS)
+    return out, checksums
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tiny_archives, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny") / "raw"
+    extract({name: tiny_archives[0] / name for name in ARCHIVES}, out)
+    return out

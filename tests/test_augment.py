@@ -1,0 +1,94 @@
+"""Augmentation seeding: workers and epochs differ, the same seed repeats, noise has the 1.x strength."""
+
+from __future__ import annotations
+
+import albumentations as A
+import numpy as np
+import pytest
+import torch
+
+from petseg.config import load_params
+from petseg.data import SegmentationDataset, Split, load_pair, pair_paths
+from petseg.train import make_loader
+from petseg.augment import normalize, reseed, train_transform
+from tests.conftest import REPO
+
+AUGMENT = load_params(REPO / "params.yaml")["augment"]
+
+
+@pytest.fixture(scope="module")
+def same_photo_eight_times(tiny_raw) -> Split:
+    image, mask, _ = load_pair(*pair_paths(tiny_raw, "Abyssinian_1"), 64)
+    return Split(np.repeat(image[None], 8, axis=0), np.repeat(mask[None], 8, axis=0), ["Abyssinian_1"] * 8)
+
+
+def epochs(split: Split, seed: int, workers: int, n_epochs: int = 2, worker_init_fn="default") -> list[list[bytes]]:
+    """The augmented photos of each epoch, in order, as bytes."""
+    dataset = SegmentationDataset(split, train_transform(AUGMENT, 64, seed))
+    loader = make_loader(dataset, batch_size=1, shuffle=False, num_workers=workers, seed=seed)
+    if worker_init_fn is None:
+        loader.worker_init_fn = None
+    return [[images.numpy().tobytes() for images, _ in loader] for _ in range(n_epochs)]
+
+
+def test_two_workers_draw_different_augmentations(same_photo_eight_times):
+    first_epoch = epochs(same_photo_eight_times, seed=1, workers=2, n_epochs=1)[0]
+    assert len(set(first_epoch)) == 8  # 8 copies of one photo, 8 different augmentations
+
+
+def test_without_reseeding_the_two_workers_repeat_each_other(same_photo_eight_times):
+    # The albumentations 2.0.8 behaviour our worker_init_fn exists for: sample 0 comes from worker 0,
+    # sample 1 from worker 1, and both workers hold a copy of the same generator state.
+    first_epoch = epochs(same_photo_eight_times, seed=1, workers=2, n_epochs=1, worker_init_fn=None)[0]
+    assert first_epoch[0] == first_epoch[1]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_epochs_differ_and_the_same_seed_repeats_the_run(same_photo_eight_times, workers):
+    run = epochs(same_photo_eight_times, seed=7, workers=workers)
+    assert not set(run[0]) & set(run[1])  # epoch 2 draws new augmentations
+    assert epochs(same_photo_eight_times, seed=7, workers=workers) == run  # same seed, same run
+    assert epochs(same_photo_eight_times, seed=8, workers=workers)[0] != run[0]
+
+
+def test_mask_follows_the_photo(same_photo_eight_times):
+    # geometric transforms move photo and mask together: a flip of both must stay consistent
+    image, mask = same_photo_eight_times.images[0], same_photo_eight_times.masks[0]
+    flip = A.Compose([A.HorizontalFlip(p=1)])
+    out = flip(image=image, mask=mask)
+    np.testing.assert_array_equal(out["image"], image[:, ::-1])
+    np.testing.assert_array_equal(out["mask"], mask[:, ::-1])
+
+
+def test_gaussian_noise_has_the_albumentations_1x_default_strength():
+    noise = next(t for t in train_transform(AUGMENT, 64, 0).transforms if isinstance(t, A.GaussNoise))
+    noise = A.Compose([A.GaussNoise(std_range=noise.std_range, p=1.0)], seed=0)
+    gray = np.full((256, 256, 3), 128, np.uint8)
+    stds = [noise(image=gray)["image"].astype(np.float32).std() for _ in range(20)]
+    # 1.x: var_limit=(10, 50) in 0..255 units, so std between sqrt(10) = 3.2 and sqrt(50) = 7.1
+    assert 3.0 < min(stds) and max(stds) < 7.6
+
+
+def test_normalize_uses_imagenet_statistics():
+    images = torch.tensor([[[[0]], [[255]], [[124]]]], dtype=torch.uint8)  # one 1x1 photo
+    out = normalize(images).flatten().tolist()
+    expected = [(0 - 0.485) / 0.229, (1 - 0.456) / 0.224, (124 / 255 - 0.406) / 0.225]
+    assert out == pytest.approx(expected, rel=1e-5)
+
+
+def flips_fired(transform: A.Compose, image: np.ndarray, n: int) -> set[tuple[bool, bool]]:
+    fired = set()
+    for _ in range(n):
+        out = transform(image=image)["image"]
+        fired.add((out[0, 0] in (image[0, -1], image[-1, -1]), out[0, 0] in (image[-1, 0], image[-1, -1])))
+    return fired
+
+
+def test_transforms_draw_independently_of_each_other():
+    image = np.arange(16, dtype=np.uint8).reshape(4, 4)
+    flips = [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
+    # albumentations 2.0.8 seeds every transform with the Compose's seed: the flips always agree
+    assert flips_fired(A.Compose(flips, seed=3), image, 64) == {(False, False), (True, True)}
+    transform = A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)])
+    reseed(transform, 3)
+    assert flips_fired(transform, image, 64) == {(False, False), (True, True), (True, False), (False, True)}

@@ -1,0 +1,94 @@
+"""Bad params and bad files end in one line naming the key or file, with the documented exit code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from petseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from petseg.config import ParamError, load_params
+from petseg.models import build_model
+from tests.conftest import REPO
+
+
+def petseg(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "petseg", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def write_params(tmp_path: Path, change) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    change(params)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p["preprocess"].update(image_size=100), "preprocess.image_size: 100 must be a multiple of 32"),
+    (lambda p: p.update(lr=-1e-3), "lr: -0.001 must be > 0"),
+    (lambda p: p["train"].update(batch_size=0), "train.batch_size: 0 must be >= 1"),
+    (lambda p: p["train"].update(bach_size=8), "train.bach_size: unknown key; allowed here: batch_size"),
+    (lambda p: p["data"].update(source="ftp"), "data.source: 'ftp' is not one of sample, full"),
+    (lambda p: p["preprocess"].update(valid_fraction=1.0), "preprocess.valid_fraction: 1.0 must be < 1"),
+    (lambda p: p["unet"].pop("epochs"), "unet.epochs: missing"),
+])
+def test_bad_params_are_refused_with_the_key(tmp_path, change, message):
+    path = write_params(tmp_path, change)
+    with pytest.raises(ParamError, match="^" + message.replace("(", r"\(").replace(".", r"\.")):
+        load_params(path)
+
+
+def test_bad_params_exit_2_with_one_line_before_any_work(tmp_path):
+    path = write_params(tmp_path, lambda p: p["unet"].update(epochs=0))
+    result = petseg("--params", str(path), "train", "--model", "unet")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"petseg: {path}: unet.epochs: 0 must be >= 1"]
+
+
+def test_the_shipped_params_are_valid():
+    assert load_params(REPO / "params.yaml")["data"]["source"] == "sample"
+
+
+def test_evaluate_missing_checkpoint_is_one_line(tmp_path):
+    result = petseg("evaluate", "--checkpoint", str(tmp_path / "nope.pt"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"petseg evaluate: error: {tmp_path / 'nope.pt'}: no such checkpoint file"
+
+
+def test_evaluate_refuses_a_file_that_is_no_checkpoint(tmp_path):
+    bogus = tmp_path / "photo.pt"
+    bogus.write_bytes(b"\xff\xd8\xff\xe0 not a checkpoint")
+    result = petseg("evaluate", "--checkpoint", str(bogus))
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "not a petseg checkpoint" in result.stderr
+
+
+class Payload:
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_checkpoint_with_pickled_code_is_refused_and_never_run(tmp_path):
+    marker = tmp_path / "executed"
+    Payload.marker = marker
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": "unet", "state_dict": {}, "x": Payload()}, evil)
+    with pytest.raises(CheckpointError, match="unsafe to load"):
+        load_checkpoint(evil)
+    assert not marker.exists()
+
+
+def test_checkpoint_round_trip_keeps_weights_and_metadata(tmp_path):
+    model = build_model("unet", {"base_channels": 4})
+    save_checkpoint(tmp_path / "m.pt", model.state_dict(), "unet", {"base_channels": 4}, 64, epoch=3, valid_dice=0.5)
+    loaded, meta = load_checkpoint(tmp_path / "m.pt")
+    assert meta["model"] == "unet" and meta["epoch"] == 3 and meta["image_size"] == 64
+    assert meta["torch_version"] == "2.13.0"
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k

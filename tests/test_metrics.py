@@ -1,0 +1,63 @@
+"""Dice, IoU, pixel accuracy and the loss against numbers computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from petseg.losses import DiceBCELoss, soft_dice_loss
+from petseg.metrics import Confusion, confusion_per_image, dice_score, iou_score, pixel_accuracy, summarize
+
+
+def masks(*rows):
+    return torch.tensor(rows, dtype=torch.bool)
+
+
+def test_confusion_counts_per_image():
+    pred = masks([1, 1, 0, 0, 1], [0, 0, 0, 0, 0])
+    true = masks([1, 0, 1, 0, 1], [0, 0, 0, 1, 1])
+    counts = confusion_per_image(pred, true)
+    assert counts.tolist() == [[2, 1, 1, 1], [0, 0, 2, 3]]  # tp, fp, fn, tn
+
+
+def test_scores_by_hand():
+    c = Confusion(tp=2, fp=1, fn=1, tn=1)
+    assert dice_score(c) == pytest.approx(4 / 6)
+    assert iou_score(c) == pytest.approx(2 / 4)
+    assert pixel_accuracy(c) == pytest.approx(3 / 5)
+
+
+def test_empty_masks():
+    assert dice_score(Confusion(tn=10)) == 1.0  # nothing to find, nothing found
+    assert iou_score(Confusion(tn=10)) == 1.0
+    assert dice_score(Confusion(fn=3, tn=7)) == 0.0  # pet missed entirely
+    assert dice_score(Confusion(fp=3, tn=7)) == 0.0  # pet hallucinated
+
+
+def test_dataset_dice_sums_pixels_while_mean_image_dice_averages_images():
+    pred = masks([1, 1, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])
+    true = masks([1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0, 0, 0])
+    result = summarize(confusion_per_image(pred, true))
+    # image 1: tp 4, fn 4 -> Dice 8/12; image 2: empty vs empty -> 1. Summed: tp 4, fn 4, tn 8.
+    assert result["dice"] == pytest.approx(8 / 12)
+    assert result["mean_image_dice"] == pytest.approx((8 / 12 + 1) / 2)
+    assert result["iou"] == pytest.approx(4 / 8)
+    assert result["pixel_accuracy"] == pytest.approx(12 / 16)
+    assert result["n_images"] == 2
+
+
+def test_loss_by_hand():
+    logits = torch.zeros(1, 1, 2, 2)  # sigmoid 0.5 everywhere
+    target = torch.ones(1, 1, 2, 2)
+    # soft Dice: 1 - (2 * 2 + 1) / (2 + 4 + 1) = 2/7; BCE: ln 2
+    assert soft_dice_loss(logits, target).item() == pytest.approx(2 / 7)
+    loss = DiceBCELoss(dice_weight=0.3, bce_weight=0.7)(logits, target)
+    assert loss.item() == pytest.approx(0.3 * 2 / 7 + 0.7 * math.log(2), rel=1e-6)
+
+
+def test_loss_is_near_zero_for_confident_correct_logits():
+    target = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
+    logits = (target * 2 - 1) * 20
+    assert DiceBCELoss()(logits, target).item() < 1e-3

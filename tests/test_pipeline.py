@@ -1,0 +1,131 @@
+"""End to end: the real `dvc repro`, `dvc exp run`, metrics and plots on a tiny subset, in a temporary copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, TINY_TEST
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "preprocess": {"image_size": 64},
+    "train": {"batch_size": 4},
+    "unet": {"base_channels": 4, "epochs": 2},
+    "resnet34_unet": {"decoder_channels": 8, "epochs": 1},
+    "tune": {"n_trials": 2, "epochs": 1, "startup_trials": 1},
+    "evaluate": {"batch_size": 8},
+    "visualize": {"n_images": 2},
+}
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def stages_run(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, tiny_archives) -> Path:
+    """A git repo with this project's pipeline, the tiny archives as its sample and tiny params."""
+    root = tmp_path_factory.mktemp("project")
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (root / ".dvc").mkdir()
+    config = (REPO / ".dvc" / "config").read_text().replace("../../petseg-dvc-remote", "../remote")
+    (root / ".dvc" / "config").write_text(config)
+    shutil.copytree(tiny_archives[0], root / "data" / "sample")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in TINY.items():
+        params[section].update(values)
+    params["data"]["archives"]["sample"] = tiny_archives[1]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"]):
+        run(cmd, root)
+    return root
+
+
+def test_repro_trains_both_models_and_writes_metrics(project):
+    output = run(["dvc", "repro"], project)
+    assert stages_run(output) == {"download", "preprocess", "tune", "train_unet", "train_resnet34_unet",
+                                  "evaluate", "visualize"}
+    metrics = json.loads((project / "metrics" / "evaluate.json").read_text())
+    assert set(metrics) == {"unet", "resnet34_unet"}
+    for result in metrics.values():
+        assert result["n_images"] == len(TINY_TEST)
+        assert 0 <= result["dice"] <= 1 and 0 <= result["iou"] <= result["dice"]
+        assert result["parameters"] > 0 and result["inference_ms_per_image"] > 0
+    for name in ("unet", "resnet34_unet"):
+        tuned = json.loads((project / "metrics" / f"tune_{name}.json").read_text())
+        assert tuned["n_trials"] == 2
+        trained = json.loads((project / "metrics" / f"train_{name}.json").read_text())
+        assert trained["lr"] == tuned["best_lr"]  # lr: null -> the tuned rate
+        rows = (project / "plots" / f"train_{name}.csv").read_text().splitlines()
+        assert rows[0] == "epoch,train_loss,valid_loss,train_dice,valid_dice,lr,seconds"
+        assert len(rows) == 1 + TINY[name]["epochs"]
+    assert (project / "plots" / "predictions.png").read_bytes().startswith(b"\x89PNG")
+    assert (project / "plots" / "curves.png").read_bytes().startswith(b"\x89PNG")
+    run(["git", "add", "-A"], project)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], project)
+
+
+def test_second_repro_runs_nothing(project):
+    assert stages_run(run(["dvc", "repro"], project)) == set()
+
+
+def test_evaluate_scores_an_outside_folder_like_the_pipeline(project, tiny_raw):
+    output = run(["petseg", "evaluate", "--checkpoint", "models/unet.pt", "--folder", str(tiny_raw),
+                  "--list", "test.txt"], project)
+    printed = json.loads(output[:output.rindex("}") + 1])
+    pipeline = json.loads((project / "metrics" / "evaluate.json").read_text())["unet"]
+    for key in ("dice", "mean_image_dice", "iou", "pixel_accuracy", "n_images"):
+        assert printed["unet"][key] == pipeline[key], key
+
+
+def test_changing_one_model_reruns_only_that_model(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["unet"]["base_channels"] = 6
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran = stages_run(run(["dvc", "repro"], project))
+    assert {"train_unet", "evaluate", "visualize"} <= ran
+    assert "train_resnet34_unet" not in ran
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project))
+    assert "metrics/evaluate.json" in diff
+    run(["git", "checkout", "--", "params.yaml"], project)
+    run(["dvc", "checkout", "-q"], project)
+
+
+def test_exp_run_with_lr_and_exp_show(project):
+    run(["dvc", "exp", "run", "-S", "lr=1e-3"], project)
+    table = json.loads(run(["dvc", "exp", "show", "--json"], project))
+    experiments = [exp for rev in table for exp in (rev.get("experiments") or [])]
+    assert experiments, table
+    data = experiments[0]["revs"][0]["data"]
+    assert data["params"]["params.yaml"]["data"]["lr"] == 1e-3
+    dice = data["metrics"]["metrics/evaluate.json"]["data"]
+    assert 0 <= dice["unet"]["dice"] <= 1 and 0 <= dice["resnet34_unet"]["dice"] <= 1
+    trained = json.loads((project / "metrics" / "train_unet.json").read_text())
+    assert trained["lr"] == 1e-3
+
+
+def test_plots_show_renders_every_plot(project):
+    run(["dvc", "plots", "show", "-o", "dvc_plots"], project)
+    html = (project / "dvc_plots" / "index.html").read_text()
+    for title in ("Loss per epoch", "Dice per epoch", "Tuning trials", "predictions.png", "curves.png"):
+        assert title in html, title
+    assert "valid_dice" in html and "train_loss" in html

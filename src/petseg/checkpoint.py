@@ -24,8 +24,9 @@ def save_checkpoint(path: Path, state_dict: dict, name: str, arch: dict, image_s
     payload = {"model": name, "arch": arch, "image_size": image_size, **meta,
                "petseg_version": petseg.__version__, "torch_version": torch.__version__.split("+")[0],
                "state_dict": state}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # through a file object: given a path, torch names the zip's root folder after the (random) temp name
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
 
 
 def load_checkpoint(path: Path, expected_model: str | None = None) -> tuple[nn.Module, dict]:

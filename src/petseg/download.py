@@ -103,6 +103,19 @@ def ensure_archives(folder: Path, checksums: dict, url: str | None = None, retri
     return paths
 
 
+def check_member(member: tarfile.TarInfo) -> None:
+    """Refuse a member that could write outside the target: absolute, '..', outward link, device."""
+    name = member.name
+    if name.startswith("/") or ".." in Path(name).parts:
+        raise tarfile.FilterError(f"{name!r}: absolute path or '..'")
+    if member.isdev() or member.isfifo():
+        raise tarfile.FilterError(f"{name!r}: device or fifo")
+    if member.issym() or member.islnk():
+        target = member.linkname if member.islnk() else str(Path(name).parent / member.linkname)
+        if member.linkname.startswith("/") or ".." in Path(target).parts:
+            raise tarfile.FilterError(f"{name!r}: link to {member.linkname!r} outside the archive")
+
+
 def extract(archives: dict[str, Path], out_dir: Path) -> None:
     """Extract all archives into `out_dir` atomically; members escaping the target are refused."""
     out_dir = Path(out_dir)
@@ -112,8 +125,9 @@ def extract(archives: dict[str, Path], out_dir: Path) -> None:
         for path in archives.values():
             try:
                 with tarfile.open(path, "r:gz") as tar:
-                    # 'data' refuses absolute paths, '..', links pointing outside, device files
-                    tar.extractall(tmp, filter="data")
+                    for member in tar.getmembers():
+                        check_member(member)
+                    tar.extractall(tmp, filter="data")  # Python's own checks too, as a second line
             except tarfile.FilterError as err:
                 raise DownloadError(f"{path}: unsafe member refused, nothing extracted ({err})") from None
             except (tarfile.TarError, EOFError, OSError) as err:

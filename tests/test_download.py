@@ -1,0 +1,181 @@
+"""The download stage against a real HTTP server on 127.0.0.1, and extraction of hostile archives."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from petseg.download import ARCHIVES, DownloadError, extract, fetch, md5sum
+from tests.conftest import REPO
+
+
+class ArchiveServer:
+    """Serves {name: bytes} with HTTP Range support; can drop a connection halfway or corrupt bytes."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files, self.requests, self.drop_first, self.corrupt = files, [], set(), False
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                name = self.path.lstrip("/")
+                server.requests.append((name, self.headers.get("Range")))
+                if name not in server.files:
+                    self.send_error(404)
+                    return
+                body = server.files[name]
+                if server.corrupt:
+                    body = bytes(b ^ 0xFF for b in body[:64]) + body[64:]
+                start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
+                self.send_response(206 if start else 200)
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                if name in server.drop_first:  # half the bytes, then the connection dies
+                    server.drop_first.discard(name)
+                    self.wfile.write(body[start:start + (len(body) - start) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(2)
+                    return
+                self.wfile.write(body[start:])
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(tiny_archives):
+    folder, _ = tiny_archives
+    srv = ArchiveServer({name: (folder / name).read_bytes() for name in ARCHIVES})
+    yield srv
+    srv.close()
+
+
+def full_source_params(tmp_path: Path, url: str, checksums: dict, retries: int = 3) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"].update(source="full", url=url, retries=retries, timeout=5)
+    params["data"]["archives"]["full"] = checksums
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def petseg_download(tmp_path: Path, params: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "petseg", "--params", str(params), "download",
+                           "--out", "data/raw", "--archives", "data/archives"],
+                          cwd=tmp_path, capture_output=True, text=True)
+
+
+def test_dropped_connection_resumes_with_a_range_request(server, tiny_archives, tmp_path):
+    name = "images.tar.gz"
+    spec = tiny_archives[1][name]
+    server.drop_first.add(name)
+    fetch(server.url + name, tmp_path / name, spec["size"], spec["md5"], retries=3, timeout=5)
+    assert md5sum(tmp_path / name) == spec["md5"]
+    assert not (tmp_path / f"{name}.part").exists()
+    first, second = server.requests
+    assert first == (name, None)
+    assert second[1] is not None and int(second[1].split("=")[1].rstrip("-")) > 0  # resumed, not restarted
+
+
+def test_download_stage_end_to_end_then_nothing_is_fetched_again(server, tiny_archives, tmp_path):
+    params = full_source_params(tmp_path, server.url, tiny_archives[1])
+    result = petseg_download(tmp_path, params)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data/raw/images").is_dir() and (tmp_path / "data/raw/annotations/trimaps").is_dir()
+    assert len(server.requests) == 2
+    assert petseg_download(tmp_path, params).returncode == 0
+    assert len(server.requests) == 2  # verified archives on disk are used as they are
+
+
+def test_wrong_bytes_end_in_a_clear_error_and_no_extracted_data(server, tiny_archives, tmp_path):
+    server.corrupt = True
+    result = petseg_download(tmp_path, full_source_params(tmp_path, server.url, tiny_archives[1]))
+    assert result.returncode == 1
+    expected_md5 = tiny_archives[1]["images.tar.gz"]["md5"]
+    assert f"images.tar.gz: md5 " in result.stderr and f"expected {expected_md5}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "data/raw").exists()
+    assert not list((tmp_path / "data/archives").iterdir())  # the bad download was deleted
+
+
+def test_no_network_says_so_and_names_the_alternatives(tiny_archives, tmp_path):
+    params = full_source_params(tmp_path, "http://127.0.0.1:9/", tiny_archives[1], retries=1)
+    result = petseg_download(tmp_path, params)
+    assert result.returncode == 1
+    line = result.stderr.strip()
+    assert "\n" not in line and "cannot download http://127.0.0.1:9/images.tar.gz" in line
+    assert "data.source=sample" in line and "place the archives by hand in data/archives/" in line
+
+
+def test_archives_placed_by_hand_are_used_offline(tiny_archives, tmp_path):
+    (tmp_path / "data/archives").mkdir(parents=True)
+    for name in ARCHIVES:
+        (tmp_path / "data/archives" / name).write_bytes((tiny_archives[0] / name).read_bytes())
+    result = petseg_download(tmp_path, full_source_params(tmp_path, "http://127.0.0.1:9/", tiny_archives[1]))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data/raw/annotations/test.txt").is_file()
+
+
+def test_a_bad_archive_placed_by_hand_is_reported_and_kept(tiny_archives, tmp_path):
+    (tmp_path / "data/archives").mkdir(parents=True)
+    for name in ARCHIVES:
+        (tmp_path / "data/archives" / name).write_bytes(b"not the archive")
+    result = petseg_download(tmp_path, full_source_params(tmp_path, "http://127.0.0.1:9/", tiny_archives[1]))
+    assert result.returncode == 1
+    assert "data/archives/images.tar.gz: 15 bytes, expected" in result.stderr
+    assert (tmp_path / "data/archives/images.tar.gz").read_bytes() == b"not the archive"
+
+
+def hostile_archive(path: Path, member: tarfile.TarInfo, data: bytes = b"") -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        ok = tarfile.TarInfo("images/ok.jpg")
+        ok.size = 2
+        tar.addfile(ok, io.BytesIO(b"ok"))
+        tar.addfile(member, io.BytesIO(data) if data else None)
+    return path
+
+
+def members():
+    absolute = tarfile.TarInfo("/tmp/petseg-evil-absolute")
+    absolute.size = 4
+    dotdot = tarfile.TarInfo("images/../../evil-dotdot")
+    dotdot.size = 4
+    link = tarfile.TarInfo("images/passwd")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    relative_link = tarfile.TarInfo("images/up")
+    relative_link.type, relative_link.linkname = tarfile.SYMTYPE, "../../.."
+    device = tarfile.TarInfo("images/null")
+    device.type, device.devmajor, device.devminor = tarfile.CHRTYPE, 1, 3
+    return {"absolute": absolute, "dotdot": dotdot, "symlink": link, "relative-symlink": relative_link,
+            "device": device}
+
+
+@pytest.mark.parametrize("kind", list(members()))
+def test_extraction_refuses_members_that_escape(tmp_path, kind):
+    member = members()[kind]
+    archive = hostile_archive(tmp_path / "images.tar.gz", member, b"evil" if member.isreg() else b"")
+    before = set((tmp_path.parent).iterdir())
+    with pytest.raises(DownloadError, match="unsafe member refused"):
+        extract({"images.tar.gz": archive}, tmp_path / "work" / "raw")
+    assert not (tmp_path / "work" / "raw").exists()
+    assert not list((tmp_path / "work").iterdir())  # the temporary extraction is gone too
+    assert set(tmp_path.parent.iterdir()) == before
+    assert not Path("/tmp/petseg-evil-absolute").exists()

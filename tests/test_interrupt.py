@@ -1,0 +1,185 @@
+"""Interruptions: SIGKILL and resume, a killed tuning run, Ctrl-C, a diverging loss, foreign checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from petseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from petseg.data import load_split, preprocess
+from petseg.models import build_model
+from petseg.train import fit
+from tests.conftest import REPO
+
+EPOCHS = 6
+
+
+@pytest.fixture(scope="module")
+def processed(tiny_raw, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("processed")
+    preprocess(tiny_raw, out, 64, 0.1, seed=42)
+    return out
+
+
+def make_project(root: Path, processed: Path, **changes) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params.update(lr=2e-3)
+    params["train"].update(batch_size=2)
+    params["unet"].update(base_channels=4, epochs=EPOCHS)
+    params["tune"].update(n_trials=3, epochs=2, startup_trials=1)
+    for section, values in changes.items():
+        params[section].update(values)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    (root / "data").mkdir(exist_ok=True)
+    if not (root / "data" / "processed").exists():
+        (root / "data" / "processed").symlink_to(processed)
+    return root
+
+
+def start(root: Path, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "petseg", *args], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def outputs(root: Path) -> dict:
+    ckpt = torch.load(root / "models/unet.pt", weights_only=True)
+    metrics = json.loads((root / "metrics/train_unet.json").read_text())
+    metrics.pop("train_seconds")
+    rows = [line.rsplit(",", 1)[0] for line in (root / "plots/train_unet.csv").read_text().splitlines()]
+    return {"state": ckpt["state_dict"], "epoch": ckpt["epoch"], "metrics": metrics, "rows": rows}
+
+
+def test_sigkill_mid_epoch_then_rerun_ends_exactly_like_an_uninterrupted_run(processed, tmp_path):
+    straight = make_project(tmp_path / "straight", processed)
+    assert start(straight, "train", "--model", "unet").wait(timeout=300) == 0
+
+    killed = make_project(tmp_path / "killed", processed)
+    resume = killed / "models/unet.resume.pt"
+    proc = start(killed, "train", "--model", "unet")
+    wait_for(resume.exists)  # epoch 1 is done and saved: kill it in the middle of epoch 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "models/unet.pt").exists()  # nothing that looks finished
+    assert len(torch.load(resume, weights_only=True)["history"]) < EPOCHS
+    rerun = start(killed, "train", "--model", "unet")
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert "resuming after epoch" in out
+    assert not resume.exists()
+
+    a, b = outputs(straight), outputs(killed)
+    assert a["metrics"] == b["metrics"] and a["epoch"] == b["epoch"] and a["rows"] == b["rows"]
+    for key in a["state"]:
+        assert torch.equal(a["state"][key], b["state"][key]), key
+
+
+def test_a_resume_state_from_other_settings_is_not_reused(processed, tmp_path):
+    root = make_project(tmp_path / "p", processed, unet={"epochs": 2})
+    assert start(root, "train", "--model", "unet").wait(timeout=300) == 0
+    first = outputs(root)
+    # a stale state of another run (other lr) sits where the resume state goes
+    stale = make_project(tmp_path / "stale", processed, unet={"epochs": 3})
+    proc = start(stale, "train", "--model", "unet")
+    wait_for((stale / "models/unet.resume.pt").exists)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (root / "models/unet.resume.pt").write_bytes((stale / "models/unet.resume.pt").read_bytes())
+    out, _ = start(root, "train", "--model", "unet").communicate(timeout=300)
+    assert "resuming" not in out
+    assert outputs(root)["metrics"] == first["metrics"]
+
+
+def finished_trials(db: Path) -> list[tuple]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as con:
+        if not con.execute("SELECT name FROM sqlite_master WHERE name = 'trial_params'").fetchall():
+            return []  # the study is still being created
+        return con.execute("SELECT s.study_name, t.number, t.state, p.param_value FROM trials t "
+                           "JOIN studies s USING (study_id) JOIN trial_params p USING (trial_id) "
+                           "WHERE t.state IN ('COMPLETE', 'PRUNED') ORDER BY s.study_name, t.number").fetchall()
+
+
+def test_killed_tuning_keeps_finished_trials_and_runs_only_the_missing(processed, tmp_path):
+    root = make_project(tmp_path / "tune", processed, resnet34_unet={"decoder_channels": 8})
+    db = root / "tune/study.db"
+    proc = start(root, "tune")
+    wait_for(lambda: len(finished_trials(db)) >= 1)
+    proc.send_signal(signal.SIGKILL)  # during the second UNet trial
+    proc.wait()
+    before = finished_trials(db)
+    assert 1 <= len(before) < 3
+    out, err = start(root, "tune").communicate(timeout=600)
+    after = finished_trials(db)
+    assert set(before) <= set(after)  # the finished trials are kept as they were
+    per_study = {}
+    for study, *_ in after:
+        per_study[study] = per_study.get(study, 0) + 1
+    assert sorted(per_study.values()) == [3, 3], (out, err)  # n_trials per model, none run twice
+    for name in ("unet", "resnet34_unet"):
+        assert json.loads((root / f"metrics/tune_{name}.json").read_text())["n_trials"] == 3
+
+
+def test_ctrl_c_exits_promptly_and_leaves_no_finished_looking_output(processed, tmp_path):
+    root = make_project(tmp_path / "int", processed, unet={"epochs": 50})
+    proc = start(root, "train", "--model", "unet")
+    wait_for((root / "models/unet.resume.pt").exists)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("petseg train: interrupted")
+    for output in ("models/unet.pt", "metrics/train_unet.json", "plots/train_unet.csv"):
+        assert not (root / output).exists(), output
+    leftovers = [p.name for p in root.rglob(".*.tmp")]
+    assert not leftovers
+
+
+def test_a_diverging_loss_stops_training_naming_epoch_and_batch(processed, monkeypatch):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    calls = {"n": 0}
+    from petseg import losses
+
+    original = losses.DiceBCELoss.forward
+
+    def poisoned(self, logits, target):
+        calls["n"] += 1
+        loss = original(self, logits, target)
+        return loss * float("nan") if calls["n"] == 9 else loss  # epoch 2 (7 batches per epoch), batch 2
+
+    monkeypatch.setattr(losses.DiceBCELoss, "forward", poisoned)
+    train, valid = load_split(processed, "train"), load_split(processed, "valid")
+    with pytest.raises(FloatingPointError, match=r"loss is nan in epoch 2, batch 1"):
+        fit("unet", {"base_channels": 4}, train, valid, lr=1e-3, epochs=3, seed=0,
+            train_params=params["train"] | {"batch_size": 2}, augment_params=params["augment"])
+
+
+def test_a_checkpoint_for_another_architecture_says_which_model_it_is(tmp_path):
+    model = build_model("unet", {"base_channels": 4})
+    save_checkpoint(tmp_path / "unet.pt", model.state_dict(), "unet", {"base_channels": 4}, 64)
+    with pytest.raises(CheckpointError, match=r"is a unet checkpoint \(\{'base_channels': 4\}\), not resnet34_unet"):
+        load_checkpoint(tmp_path / "unet.pt", expected_model="resnet34_unet")
+    # metadata that lies about the weights: one line, not a wall of missing keys
+    save_checkpoint(tmp_path / "lie.pt", model.state_dict(), "resnet34_unet", {"decoder_channels": 32}, 64)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(tmp_path / "lie.pt")
+    assert "weights do not fit the resnet34_unet" in str(err.value) and "\n" not in str(err.value)

@@ -1,11 +1,11 @@
 # make setup: the virtual environment in .venv (idempotent). make repro: the whole pipeline.
-# make test: the test suite (what CI runs).
+# make test: the test suite (what CI runs). make browser: Debian's Chromium, for the browser test.
 VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup repro test
+.PHONY: setup repro test browser
 
 setup: $(VENV)/.installed
 
@@ -13,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/petseg plots-template --out .dvc/plots/offline.html
 	touch $@
 
 repro: setup
@@ -20,3 +21,6 @@ repro: setup
 
 test: setup
 	$(PY) -m pytest -ra
+
+browser:
+	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }

@@ -36,7 +36,7 @@ def make_project(root: Path, processed: Path, **changes) -> Path:
     params.update(lr=2e-3)
     params["train"].update(batch_size=2)
     params["unet"].update(base_channels=4, epochs=EPOCHS)
-    params["tune"].update(n_trials=3, epochs=2, startup_trials=1)
+    params["tune"].update(n_trials=3, epochs=2, startup_trials=1, heartbeat_seconds=1)
     for section, values in changes.items():
         params[section].update(values)
     root.mkdir(parents=True, exist_ok=True)

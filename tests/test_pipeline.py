@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from petseg.plots_page import write_template
 from tests.conftest import REPO, TINY_TEST
 
 pytestmark = pytest.mark.slow
@@ -44,7 +47,10 @@ def make_project(root: Path, tiny_archives) -> Path:
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (root / ".dvc").mkdir()
+    shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots")  # the vega templates
+    shutil.copy(REPO / ".dvc" / ".gitignore", root / ".dvc" / ".gitignore")
+    if not (root / ".dvc" / "plots" / "offline.html").exists():
+        write_template(root / ".dvc" / "plots" / "offline.html")
     config = (REPO / ".dvc" / "config").read_text().replace("../../petseg-dvc-remote", "../remote")
     (root / ".dvc" / "config").write_text(config)
     shutil.copytree(tiny_archives[0], root / "data" / "sample")
@@ -160,6 +166,75 @@ def test_exp_run_with_lr_and_exp_show(project):
 def test_plots_show_renders_every_plot(project):
     run(["dvc", "plots", "show", "-o", "dvc_plots"], project)
     html = (project / "dvc_plots" / "index.html").read_text()
-    for title in ("Loss per epoch", "Dice per epoch", "Tuning trials", "predictions.png", "curves.png"):
+    for title in ("Loss per epoch", "Dice per epoch", "Tuning trials", "Per-image test Dice", "predictions.png",
+                  "curves.png"):
         assert title in html, title
     assert "valid_dice" in html and "train_loss" in html
+    assert not re.search(r"<script[^>]+src=", html)  # the vega bundle is inline: no CDN, no network
+
+
+def chromium() -> str | None:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and os.environ.get("PETSEG_REQUIRE_BROWSER"):
+        pytest.fail("chromium is required here (PETSEG_REQUIRE_BROWSER): run `make browser`")
+    return found
+
+
+def test_plots_draw_offline_in_a_real_browser(project, tmp_path):
+    browser = chromium()
+    if browser is None:
+        pytest.skip("no chromium: `make browser` installs Debian's for this test")
+    run(["dvc", "plots", "diff", "HEAD", "-o", "dvc_plots"], project)  # workspace against the baseline
+    page = project / "dvc_plots" / "index.html"
+    plot_ids = re.findall(r"vegaEmbed\('#([^']+)'", page.read_text())
+    assert len(plot_ids) == 5, plot_ids
+    artifacts = Path(os.environ.get("PETSEG_TEST_ARTIFACTS", REPO / "test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    netlog = tmp_path / "netlog.json"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000", f"--log-net-log={netlog}",
+             "--host-resolver-rules=MAP * ~NOTFOUND"]  # nothing can leave the machine, whatever is asked
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    subprocess.run([browser, *flags, "--window-size=1300,2400", f"--screenshot={artifacts / 'plots.png'}",
+                    page.as_uri()], capture_output=True, timeout=120)
+    starts = sorted((dom.index(f'<div id="{pid}"'), pid) for pid in plot_ids)
+    for (start, pid), (end, _) in zip(starts, starts[1:] + [(len(dom), None)]):
+        section = dom[start:end]
+        assert "<svg" in section, f"{pid}: nothing drawn"
+        assert re.search(r'class="mark-(line|symbol|rect)', section), f"{pid}: no marks"
+    assert (artifacts / "plots.png").read_bytes().startswith(b"\x89PNG")
+    # the page asked for nothing on the network; Chromium's own update/account pings are not the page's
+    hosts = set(re.findall(r'"url":"https?://([^/"]+)', netlog.read_text()))
+    browser_own = {h for h in hosts if h.endswith((".google.com", ".googleapis.com", ".gvt1.com"))}
+    assert hosts == browser_own, f"the page requested {hosts - browser_own}"
+
+
+def test_queued_experiments_run_in_parallel_and_apply(project):
+    run(["dvc", "exp", "run", "--queue", "-S", "lr=1e-4,3e-4,1e-3"], project)
+    run(["dvc", "queue", "start", "-j", "2"], project)
+    deadline = time.monotonic() + 600
+    while True:
+        status = run(["dvc", "queue", "status"], project)
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    assert status.count("Success") >= 3, status
+    table = json.loads(run(["dvc", "exp", "show", "--json"], project))
+    runs = {}
+    for rev in table:
+        for exp in rev.get("experiments") or []:
+            data = exp["revs"][0]["data"]
+            lr = data["params"]["params.yaml"]["data"]["lr"]
+            runs[lr] = (exp["name"], data["metrics"]["metrics/evaluate.json"]["data"])
+    assert {1e-4, 3e-4, 1e-3} <= set(runs), runs
+    for name, metrics in runs.values():
+        assert 0 <= metrics["unet"]["dice"] <= 1 and 0 <= metrics["resnet34_unet"]["dice"] <= 1
+    header = run(["dvc", "exp", "show", "--only-changed", "--csv"], project).splitlines()[0].split(",")
+    assert "params.yaml:lr" in header and "unet.dice" in header, header
+    run(["dvc", "exp", "apply", runs[3e-4][0]], project)
+    assert yaml.safe_load((project / "params.yaml").read_text())["lr"] == 3e-4
+    assert "lr" in run(["dvc", "params", "diff"], project)
+    assert "metrics/evaluate.json" in run(["dvc", "metrics", "diff", "HEAD"], project)

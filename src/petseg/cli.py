@@ -44,21 +44,22 @@ def cmd_preprocess(args, params):
 def tune_fingerprint(params: dict, name: str, processed: Path) -> dict:
     """Everything a trial's result depends on; a change starts a fresh study."""
     manifest = (Path(processed) / "manifest.csv").read_text()
-    return {key: params[key] for key in ("seed", "tune", "train", "augment", name)} | {"manifest": manifest}
+    tune = {k: v for k, v in params["tune"].items() if k not in ("storage", "heartbeat_seconds")}
+    return {key: params[key] for key in ("seed", "train", "augment", name)} | {"tune": tune, "manifest": manifest}
 
 
 def cmd_tune(args, params):
     from petseg.data import load_split
     from petseg.io import write_csv, write_json
     from petseg.models import architecture
-    from petseg.tune import best_trial, trials_table, tune_model
+    from petseg.tune import best_trial, open_storage, trials_table, tune_model
     train, valid = load_split(args.data, "train"), load_split(args.data, "valid")
-    Path(args.storage).parent.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(params["tune"]["storage"], params["tune"]["heartbeat_seconds"])
     summary = []
-    for name in MODELS:
+    for name in args.model or MODELS:
         study = tune_model(name, architecture(name, params[name]), train, valid, tune_params=params["tune"],
                            train_params=params["train"], augment_params=params["augment"],
-                           seed=params["seed"], storage=f"sqlite:///{args.storage}",
+                           seed=params["seed"], storage=storage,
                            fingerprint=tune_fingerprint(params, name, args.data))
         best = best_trial(study)
         write_json(Path(args.metrics_dir) / f"tune_{name}.json", best)
@@ -88,6 +89,8 @@ def cmd_train(args, params):
     result = fit(name, arch, train, load_split(args.data, "valid"), lr=lr, epochs=params[name]["epochs"],
                  seed=params["seed"], train_params=params["train"], augment_params=params["augment"],
                  resume=resume)
+    if result.rank != 0:
+        return f"{name}: rank {result.rank} done"
     best = result.history[result.best_epoch - 1]
     # Outputs appear only once training is complete: an interrupted run leaves none that looks finished.
     save_checkpoint(args.checkpoint, result.best_state, name, arch, train.images.shape[1],
@@ -104,7 +107,7 @@ def cmd_evaluate(args, params):
     from petseg.checkpoint import load_checkpoint
     from petseg.data import load_split
     from petseg.evaluate import evaluate_model, load_folder
-    from petseg.io import write_json
+    from petseg.io import write_csv, write_json
     results, split = {}, None
     for path in args.checkpoint:
         model, meta = load_checkpoint(path)
@@ -112,8 +115,10 @@ def cmd_evaluate(args, params):
             split = load_folder(args.folder, meta["image_size"], args.list)
         elif split is None:
             split = load_split(args.data, "test")
-        results[meta["model"]] = evaluate_model(model, split, params["evaluate"]["threshold"],
-                                                params["evaluate"]["batch_size"])
+        results[meta["model"]], per_image = evaluate_model(model, split, params["evaluate"]["threshold"],
+                                                           params["evaluate"]["batch_size"])
+        if args.per_image_dir:
+            write_csv(Path(args.per_image_dir) / f"test_dice_{meta['model']}.csv", per_image)
     print(json.dumps(results, indent=2))
     if args.out:
         write_json(args.out, results)
@@ -144,6 +149,46 @@ def cmd_visualize(args, params):
     return f"wrote {args.grid} ({n} test photos) and {args.curves}"
 
 
+def cmd_predict(args, params):
+    from petseg.checkpoint import load_checkpoint
+    from petseg.predict import collect_photos, predict_photos
+    model, meta = load_checkpoint(args.model)
+    written, skipped = predict_photos(model, meta["image_size"], collect_photos(args.photos), args.out,
+                                      args.batch_size or params["evaluate"]["batch_size"],
+                                      params["evaluate"]["threshold"])
+    for reason in skipped:
+        print(f"skipped {reason}", file=sys.stderr)
+    if not written and skipped:
+        raise ValueError(f"none of the {len(skipped)} photos could be read")
+    return f"wrote masks and overlays of {len(written)} photos to {args.out}; skipped {len(skipped)}"
+
+
+def cmd_report(args, params):
+    from petseg.report import results_table, update_readme
+    table = results_table(json.loads(Path(args.metrics).read_text()))
+    print(table)
+    if args.readme:
+        update_readme(args.readme, table)
+    return f"results table from {args.metrics}" + (f", written into {args.readme}" if args.readme else "")
+
+
+def cmd_plots_template(args, params):
+    from petseg.plots_page import write_template
+    write_template(args.out)
+    return f"wrote {args.out} (dvc plots show/diff render offline with it)"
+
+
+def cmd_bench(args, params):
+    from petseg.bench import run_bench, table
+    from petseg.data import load_split
+    from petseg.io import write_json
+    result = run_bench(args.raw, load_split(args.data, "train"), load_split(args.data, "valid"), params,
+                       args.repeats)
+    print(table(result))
+    write_json(args.out, result)
+    return f"wrote {args.out}"
+
+
 def cmd_make_sample(args, params):
     from petseg.sample import make_sample
     checksums = make_sample(args.src, args.out, args.max_side, args.quality)
@@ -170,9 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", type=Path, default=Path("data/raw"))
     p.add_argument("--out", type=Path, default=Path("data/processed"))
     p.add_argument("--counts", type=Path, default=Path("metrics/preprocess.json"))
-    p = stage("tune", cmd_tune, "Optuna search of each model's learning rate (resumable SQLite study)")
+    p = stage("tune", cmd_tune, "Optuna search of each model's learning rate (study in tune.storage: "
+              "resumable, and shared by several tune processes)")
     p.add_argument("--data", type=Path, default=Path("data/processed"))
-    p.add_argument("--storage", type=Path, default=Path("tune/study.db"))
+    p.add_argument("--model", choices=MODELS, action="append", help="tune only this model (repeatable)")
     p.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
     p.add_argument("--plots-dir", type=Path, default=Path("plots"))
     p = stage("train", cmd_train, "train one model from scratch, keep the best-validation checkpoint")
@@ -190,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", type=Path, help="a folder with images/ and annotations/trimaps/")
     p.add_argument("--list", help="with --folder: score only the stems of annotations/LIST (e.g. test.txt)")
     p.add_argument("--out", type=Path, help="also write the JSON here")
+    p.add_argument("--per-image-dir", type=Path, help="also write test_dice_MODEL.csv (each image's Dice) here")
     p = stage("visualize", cmd_visualize, "PNG grid of test predictions and PNG of the training curves")
     p.add_argument("--data", type=Path, default=Path("data/processed"))
     p.add_argument("--checkpoint", type=Path, nargs="+",
@@ -198,6 +245,23 @@ def build_parser() -> argparse.ArgumentParser:
                    default=[Path(f"plots/train_{m}.csv") for m in MODELS])
     p.add_argument("--grid", type=Path, default=Path("plots/predictions.png"))
     p.add_argument("--curves", type=Path, default=Path("plots/curves.png"))
+    p = stage("predict", cmd_predict, "masks for new photos of any size or format. Example: "
+              "petseg predict my_cat.jpg photos/ --model models/unet.pt --out predictions/")
+    p.add_argument("photos", type=Path, nargs="+", metavar="PHOTO_OR_FOLDER")
+    p.add_argument("--model", type=Path, required=True, help="a checkpoint, e.g. models/unet.pt")
+    p.add_argument("--out", type=Path, required=True, help="folder for <stem>_mask.png and <stem>_overlay.png")
+    p.add_argument("--batch-size", type=int, help="photos per batch (default: evaluate.batch_size)")
+    p = stage("report", cmd_report, "the results table (Markdown) from metrics/evaluate.json")
+    p.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"))
+    p.add_argument("--readme", type=Path, help="also replace the table between the results markers of this file")
+    p = stage("plots-template", cmd_plots_template, "write the offline HTML template for dvc plots")
+    p.add_argument("--out", type=Path, default=Path(".dvc/plots/offline.html"))
+    p = stage("bench", cmd_bench, "measure input pipeline, training step, epoch and inference speed "
+              "against the straightforward way, side by side")
+    p.add_argument("--raw", type=Path, default=Path("data/raw"))
+    p.add_argument("--data", type=Path, default=Path("data/processed"))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", type=Path, default=Path("metrics/bench.json"))
     p = stage("make-sample", cmd_make_sample, "build data/sample archives from a folder in the official layout")
     p.add_argument("--src", type=Path, default=Path("../shared/data/oxford-pets-sample"))
     p.add_argument("--out", type=Path, default=Path("data/sample"))
@@ -207,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fill_model_defaults(args) -> None:
-    if getattr(args, "model", None):
+    """`petseg train --model M` writes models/M.pt, metrics/train_M.json... unless told otherwise."""
+    if args.command == "train":
         m = args.model
         args.tuned = args.tuned or Path(f"metrics/tune_{m}.json")
         args.checkpoint = args.checkpoint or Path(f"models/{m}.pt")

@@ -114,6 +114,7 @@ SCHEMA: dict[str, Any] = {
         "n_trials": positive_int, "epochs": positive_int,
         "lr_min": positive, "lr_max": positive,
         "startup_trials": _number(int, low=0), "pruner_warmup_epochs": _number(int, low=0),
+        "storage": _string, "heartbeat_seconds": positive_int,
     },
     "evaluate": {"threshold": _number(float, low=0, high=1, low_open=True, high_open=True),
                  "batch_size": positive_int},

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from petseg.io import atomic_path, write_csv
+from petseg.progress import progress
 
 SPLITS = ("train", "valid", "test")
 PET, BACKGROUND, BORDER = 1, 2, 3  # trimap values of the official annotations
@@ -129,7 +130,7 @@ def preprocess(raw_dir: Path, out_dir: Path, image_size: int, valid_fraction: fl
         for split, stems in splits.items():
             images, masks = [], []
             jobs = [(raw_dir, stem, image_size, min_side, max_pixels) for stem in stems]
-            for stem, pair, reason in pool.imap(_load, jobs, chunksize=8):
+            for stem, pair, reason in progress(pool.imap(_load, jobs, chunksize=8), split, len(jobs), "photo"):
                 if reason is not None:
                     if on_bad_file == "fail":
                         raise BadFile(reason)

@@ -11,7 +11,7 @@ from torch import nn
 
 from petseg.augment import normalize
 from petseg.data import Split, load_pair, pair_paths, read_split_list
-from petseg.metrics import confusion_per_image, summarize
+from petseg.metrics import confusion_per_image, dice_score, summarize, to_confusion
 from petseg.models import count_parameters
 
 
@@ -35,12 +35,14 @@ def predict_probabilities(model: nn.Module, images: np.ndarray, batch_size: int,
     return torch.cat(out), seconds
 
 
-def evaluate_model(model: nn.Module, split: Split, threshold: float, batch_size: int) -> dict:
-    """The evaluate.json entry of one model on one split."""
+def evaluate_model(model: nn.Module, split: Split, threshold: float, batch_size: int) -> tuple[dict, list[dict]]:
+    """The evaluate.json entry of one model on one split, and each image's own Dice."""
     probabilities, seconds = predict_probabilities(model, split.images, batch_size)
     counts = confusion_per_image(probabilities > threshold, torch.from_numpy(np.asarray(split.masks)) > 0)
-    return {**summarize(counts), "parameters": count_parameters(model),
-            "inference_ms_per_image": round(1000 * seconds / len(split.images), 2)}
+    per_image = [{"stem": stem, "dice": dice_score(to_confusion(row))} for stem, row in zip(split.stems, counts)]
+    summary = {**summarize(counts), "parameters": count_parameters(model),
+               "inference_ms_per_image": round(1000 * seconds / len(split.images), 2)}
+    return summary, per_image
 
 
 def load_folder(folder: Path, image_size: int, list_name: str | None = None) -> Split:

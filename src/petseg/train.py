@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -12,7 +13,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch import distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from petseg.augment import normalize, reseed, seed_worker, train_transform
 from petseg.data import SegmentationDataset, Split
@@ -20,6 +23,7 @@ from petseg.io import atomic_path
 from petseg.losses import DiceBCELoss
 from petseg.metrics import confusion_per_image, dice_score, to_confusion
 from petseg.models import build_model
+from petseg.progress import progress
 
 
 def seed_everything(seed: int) -> None:
@@ -28,23 +32,47 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """Each epoch's randomness (shuffle, augmentation) is a function of (seed, epoch) alone, so a
-    resumed run draws exactly what an uninterrupted one would have."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """Each epoch's randomness (shuffle, augmentation) is a function of (seed, epoch, rank) alone, so
+    a resumed run draws exactly what an uninterrupted one would have."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
 
 
-def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int) -> DataLoader:
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """Rank, world size and device; under `torchrun` joins the process group (NCCL on GPU, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return (dist.get_rank() if world > 1 else 0), world, device
+
+
+def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
+                sampler=None) -> DataLoader:
     # Workers are not persistent: re-forked each epoch, they reseed from that epoch's generator.
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle,
-                      num_workers=num_workers, worker_init_fn=seed_worker,
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, drop_last=shuffle,
+                      sampler=sampler, num_workers=num_workers, worker_init_fn=seed_worker,
                       generator=torch.Generator().manual_seed(seed), pin_memory=torch.cuda.is_available())
 
 
-def start_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
-    loader.generator.manual_seed(epoch_seed(seed, epoch))
+def start_epoch(loader: DataLoader, seed: int, epoch: int, rank: int = 0) -> None:
+    loader.generator.manual_seed(epoch_seed(seed, epoch, rank))
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)  # the same permutation on every rank, each takes its share
     if loader.num_workers == 0 and loader.dataset.transform is not None:
-        reseed(loader.dataset.transform, epoch_seed(seed, epoch))
+        reseed(loader.dataset.transform, epoch_seed(seed, epoch, rank))
+
+
+def reduce_epoch(loss: float, counts: torch.Tensor, world: int) -> tuple[float, torch.Tensor]:
+    """Mean loss and summed (1, 4) confusion counts over all ranks."""
+    if world == 1:
+        return loss, counts
+    totals = torch.tensor([loss * len(counts), len(counts), *counts.sum(0).tolist()], dtype=torch.float64)
+    dist.all_reduce(totals)
+    return (totals[0] / totals[1]).item(), totals[2:].round().long()[None]
 
 
 def make_scheduler(optimizer, name: str, lr: float, total_steps: int, warmup_fraction: float):
@@ -72,12 +100,13 @@ def to_device(batch, device: torch.device, channels_last: bool):
     return images, masks.float()
 
 
-def run_epoch(model, loader, loss_fn, device, channels_last, epoch, threshold=0.5, optimizer=None, scheduler=None):
+def run_epoch(model, loader, loss_fn, device, channels_last, epoch, threshold=0.5, optimizer=None, scheduler=None,
+              desc: str = ""):
     """One pass over `loader`, training if an optimizer is given; returns mean loss and (N, 4) counts."""
     model.train(optimizer is not None)
     total_loss, n_images, counts = 0.0, 0, []
     with torch.set_grad_enabled(optimizer is not None):
-        for batch_index, batch in enumerate(loader, 1):
+        for batch_index, batch in enumerate(progress(loader, desc, len(loader), "batch"), 1):
             images, masks = to_device(batch, device, channels_last)
             logits = model(images)
             loss = loss_fn(logits, masks)
@@ -100,6 +129,7 @@ class Result:
     history: list[dict]     # one row per epoch
     best_state: dict        # the weights of the best validation Dice
     best_epoch: int
+    rank: int = 0           # under torchrun, only rank 0 writes outputs
 
 
 def fingerprint(*parts) -> str:
@@ -111,50 +141,60 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
         on_epoch: Callable[[dict], None] | None = None) -> Result:
     """Train `name` from scratch (or from `resume`, the state saved after each finished epoch)."""
     seed_everything(seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    rank, world, device = setup_distributed()
     image_size, channels_last = train.images.shape[1], train_params["channels_last"]
-    model = build_model(name, arch).to(device)
+    if train_params["batch_size"] % world:
+        raise ValueError(f"train.batch_size: {train_params['batch_size']} is not divisible by {world} processes")
+    batch_size = train_params["batch_size"] // world  # train.batch_size is the global batch
+    net = build_model(name, arch).to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    train_loader = make_loader(SegmentationDataset(train, train_transform(augment_params, image_size, seed)),
-                               train_params["batch_size"], True, train_params["num_workers"], seed)
-    valid_loader = make_loader(SegmentationDataset(valid), train_params["batch_size"], False, 0, seed)
+        net = net.to(memory_format=torch.channels_last)
+    model = DistributedDataParallel(net) if world > 1 else net
+    train_set = SegmentationDataset(train, train_transform(augment_params, image_size, seed))
+    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=seed, drop_last=True) if world > 1 else None
+    train_loader = make_loader(train_set, batch_size, True, train_params["num_workers"], seed, sampler)
+    valid_set = SegmentationDataset(valid)  # each rank scores its own share; the counts are summed
+    valid_loader = make_loader(Subset(valid_set, range(rank, len(valid_set), world)) if world > 1 else valid_set,
+                               batch_size, False, 0, seed)
     loss_fn = DiceBCELoss(train_params["dice_weight"], train_params["bce_weight"])
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = make_scheduler(optimizer, train_params["scheduler"], lr, epochs * len(train_loader),
                                train_params["warmup_fraction"])
-    run_id = fingerprint(name, arch, lr, epochs, seed, train_params, augment_params, train.stems, valid.stems)
+    run_id = fingerprint(name, arch, lr, epochs, seed, train_params, augment_params, train.stems, valid.stems, world)
     history, best_state, best_epoch = [], None, 0
     if resume is not None and Path(resume).is_file():
         state = torch.load(resume, map_location=device, weights_only=True)
         if state["run_id"] == run_id:  # a state of other settings is ignored, not half-reused
-            model.load_state_dict(state["model"])
+            net.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             history, best_state, best_epoch = state["history"], state["best_state"], state["best_epoch"]
             print(f"{name}: resuming after epoch {len(history)} from {resume}", flush=True)
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
-        start_epoch(train_loader, seed, epoch)
+        start_epoch(train_loader, seed, epoch, rank)
         lr_now = optimizer.param_groups[0]["lr"]
-        train_loss, train_counts = run_epoch(model, train_loader, loss_fn, device, channels_last, epoch,
-                                             optimizer=optimizer, scheduler=scheduler)
-        valid_loss, valid_counts = run_epoch(model, valid_loader, loss_fn, device, channels_last, epoch)
+        train_loss, train_counts = reduce_epoch(*run_epoch(
+            model, train_loader, loss_fn, device, channels_last, epoch, optimizer=optimizer, scheduler=scheduler,
+            desc=f"{name} epoch {epoch}/{epochs}"), world)
+        valid_loss, valid_counts = reduce_epoch(*run_epoch(net, valid_loader, loss_fn, device, channels_last, epoch),
+                                                world)
         row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
                "train_dice": dice_score(to_confusion(train_counts)),
                "valid_dice": dice_score(to_confusion(valid_counts)),
                "lr": lr_now, "seconds": round(time.perf_counter() - start, 2)}
         history.append(row)
         if best_state is None or row["valid_dice"] > history[best_epoch - 1]["valid_dice"]:
-            best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.state_dict().items()}
             best_epoch = epoch
-        print(f"{name} epoch {epoch}/{epochs}: train loss {train_loss:.4f} dice {row['train_dice']:.4f}, "
-              f"valid loss {valid_loss:.4f} dice {row['valid_dice']:.4f}, {row['seconds']:.1f} s", flush=True)
-        if resume is not None:
+        if rank == 0:
+            print(f"{name} epoch {epoch}/{epochs}: train loss {train_loss:.4f} dice {row['train_dice']:.4f}, "
+                  f"valid loss {valid_loss:.4f} dice {row['valid_dice']:.4f}, {row['seconds']:.1f} s", flush=True)
+        if resume is not None and rank == 0:
             with atomic_path(resume) as tmp:
-                torch.save({"run_id": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                torch.save({"run_id": run_id, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
                             "scheduler": scheduler.state_dict(), "history": history,
                             "best_state": best_state, "best_epoch": best_epoch}, tmp)
         if on_epoch is not None:
             on_epoch(row)
-    return Result(history, best_state, best_epoch)
+    return Result(history, best_state, best_epoch, rank)

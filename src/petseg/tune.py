@@ -1,14 +1,31 @@
-"""The tune stage: an Optuna search of each model's learning rate, resumable from its SQLite study."""
+"""The tune stage: an Optuna search of each model's learning rate.
+
+The study lives in a storage (SQLite by default), so a killed run continues where it stopped and
+several `petseg tune` processes, on one machine or many, can share one study: each trial slot is
+claimed in the storage, heartbeats retire the trials of dead processes, and a worker that finds
+the remaining slots taken waits for them instead of running extra trials.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+from pathlib import Path
 
 import optuna
+import sqlalchemy
+from optuna.trial import TrialState
 
 from petseg.data import Split
 from petseg.train import fit
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+ALIVE = (TrialState.RUNNING, TrialState.WAITING)
+
+
+class SlotTaken(Exception):
+    """Another worker claimed the last trial slot first; this trial is closed without running."""
 
 
 def study_name(model: str, settings: dict) -> str:
@@ -17,15 +34,30 @@ def study_name(model: str, settings: dict) -> str:
     return f"{model}-{digest}"
 
 
+def open_storage(url: str, heartbeat: int) -> optuna.storages.BaseStorage:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat,
+                                              grace_period=3 * heartbeat)
+        except sqlalchemy.exc.SQLAlchemyError:
+            if attempt == 4:
+                raise
+            time.sleep(1 + attempt)  # workers started together race to create the schema: the loser retries
+
+
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return study.get_trials(deepcopy=False, states=states)
+    return study.get_trials(deepcopy=False, states=FINISHED)
 
 
 def tune_model(name: str, arch: dict, train: Split, valid: Split, *, tune_params: dict, train_params: dict,
-               augment_params: dict, seed: int, storage: str, fingerprint: dict) -> optuna.Study:
-    """Run the trials still missing from this model's study; each trial trains `tune.epochs` epochs."""
+               augment_params: dict, seed: int, storage: optuna.storages.BaseStorage,
+               fingerprint: dict) -> optuna.Study:
+    """Run trials until this model's study holds `tune.n_trials` finished ones."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    n_trials, heartbeat = tune_params["n_trials"], tune_params["heartbeat_seconds"]
     study = optuna.create_study(
         study_name=study_name(name, fingerprint), storage=storage, load_if_exists=True, direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=tune_params["startup_trials"]),
@@ -33,6 +65,9 @@ def tune_model(name: str, arch: dict, train: Split, valid: Split, *, tune_params
                                            n_warmup_steps=tune_params["pruner_warmup_epochs"]))
 
     def objective(trial: optuna.Trial) -> float:
+        ahead = [t for t in study.get_trials(deepcopy=False, states=FINISHED + ALIVE) if t.number < trial.number]
+        if len(ahead) >= n_trials:
+            raise SlotTaken()
         lr = trial.suggest_float("lr", tune_params["lr_min"], tune_params["lr_max"], log=True)
 
         def report(row: dict) -> None:
@@ -45,25 +80,34 @@ def tune_model(name: str, arch: dict, train: Split, valid: Split, *, tune_params
         return max(row["valid_dice"] for row in result.history)
 
     def announce(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        steps = trial.intermediate_values
-        dice = f"{steps[max(steps)]:.4f}" if steps else "n/a"
-        print(f"{name} trial {trial.number + 1}/{tune_params['n_trials']}: lr {trial.params['lr']:.2e}, "
-              f"valid Dice {dice} ({trial.state.name.lower()})", flush=True)
+        if trial.state in FINISHED:
+            steps = trial.intermediate_values
+            print(f"{name} trial {trial.number}: lr {trial.params['lr']:.2e}, valid Dice "
+                  f"{steps[max(steps)]:.4f} after {len(steps)} epochs ({trial.state.name.lower()}); "
+                  f"{len(finished(study))}/{n_trials} done", flush=True)
 
-    missing = tune_params["n_trials"] - len(finished(study))
-    if missing > 0:
-        study.optimize(objective, n_trials=missing, catch=(FloatingPointError,), callbacks=[announce])
-    return study
+    while True:
+        optuna.storages.fail_stale_trials(study)  # trials of killed processes
+        diverged = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.params]
+        if len(diverged) >= n_trials:
+            raise ValueError(f"{name}: {len(diverged)} trials diverged; lower tune.lr_max ({tune_params['lr_max']})")
+        done = len(finished(study))
+        if done >= n_trials:
+            return study
+        if done + len(study.get_trials(deepcopy=False, states=ALIVE)) >= n_trials:
+            time.sleep(heartbeat)  # the remaining slots are being run by another worker
+            continue
+        study.optimize(objective, n_trials=1, catch=(FloatingPointError, SlotTaken), callbacks=[announce])
 
 
 def trials_table(study: optuna.Study) -> list[dict]:
     """One row per finished trial; a pruned trial's value is its last reported Dice."""
     rows = []
-    for trial in finished(study):
+    for trial in sorted(finished(study), key=lambda t: t.number):
         steps = trial.intermediate_values
-        value = trial.value if trial.value is not None else steps[max(steps)]
+        value = trial.value if trial.state == TrialState.COMPLETE else steps[max(steps)]
         rows.append({"trial": trial.number, "lr": trial.params["lr"], "valid_dice": value,
-                     "epochs": len(steps), "pruned": int(trial.state == optuna.trial.TrialState.PRUNED)})
+                     "epochs": len(steps), "pruned": int(trial.state == TrialState.PRUNED)})
     return rows
 
 

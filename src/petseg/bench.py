@@ -1,0 +1,174 @@
+"""`petseg bench`: where petseg stands against the straightforward way, measured side by side.
+
+Every figure is a median over repeats after a warm-up, in images per second (or seconds), taken
+in one run on whatever machine runs it. Nothing here is asserted by a test: timings vary.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from petseg.augment import normalize, train_transform
+from petseg.data import SegmentationDataset, Split, load_pair, pair_paths
+from petseg.losses import DiceBCELoss
+from petseg.models import build_model
+from petseg.train import make_loader, run_epoch
+
+
+class DecodingDataset(SegmentationDataset):
+    """The straightforward input pipeline: decode JPEG and trimap and resize, per sample, every epoch."""
+
+    def __init__(self, raw_dir: Path, stems: list[str], size: int, transform):
+        self.raw_dir, self.stems, self.size, self.transform = raw_dir, stems, size, transform
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+    def __getitem__(self, index: int):
+        image, mask, _ = load_pair(*pair_paths(self.raw_dir, self.stems[index]), self.size)
+        out = self.transform(image=image, mask=mask)
+        return torch.from_numpy(out["image"].transpose(2, 0, 1).copy()), torch.from_numpy(out["mask"][None].copy())
+
+
+def median_rate(func, n_items: int, repeats: int, warmup: int = 1) -> float:
+    """Items per second of `func()`, the median of `repeats` timed calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        func()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return n_items / statistics.median(times)
+
+
+def loader_rate(dataset, batch_size: int, workers: int, repeats: int) -> float:
+    loader = make_loader(dataset, batch_size, True, workers, seed=0)
+    return median_rate(lambda: [None for _ in loader], len(loader) * batch_size, repeats)
+
+
+def autocast(device: torch.device, enabled: bool):
+    if not enabled:
+        return nullcontext()
+    dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def step_rate(name: str, arch: dict, size: int, batch_size: int, device: torch.device, channels_last: bool,
+              amp: bool, repeats: int, steps: int = 5) -> float:
+    """Training steps (forward, Dice+BCE, backward, Adam) per second, in images."""
+    torch.manual_seed(0)
+    model = build_model(name, arch).to(device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    optimizer, loss_fn = torch.optim.Adam(model.parameters(), 1e-3), DiceBCELoss()
+    images = normalize(torch.randint(0, 255, (batch_size, 3, size, size), dtype=torch.uint8, device=device))
+    images = images.contiguous(memory_format=fmt)
+    masks = (torch.rand(batch_size, 1, size, size, device=device) > 0.5).float()
+    scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda" and not torch.cuda.is_bf16_supported())
+
+    def run():
+        for _ in range(steps):
+            with autocast(device, amp):
+                loss = loss_fn(model(images), masks)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return median_rate(run, steps * batch_size, repeats)
+
+
+@torch.inference_mode()
+def inference_rate(name: str, arch: dict, size: int, batch_size: int, device: torch.device, repeats: int) -> float:
+    model = build_model(name, arch).to(device).eval().to(memory_format=torch.channels_last)
+    images = torch.randn(batch_size, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+
+    def run():
+        model(images)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return median_rate(run, batch_size, repeats)
+
+
+def epoch_seconds(dataset, valid: Split, name: str, arch: dict, batch_size: int, workers: int,
+                  channels_last: bool, device: torch.device, repeats: int) -> float:
+    """A whole epoch: loader, training steps and validation; median seconds."""
+    torch.manual_seed(0)
+    model = build_model(name, arch).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer, loss_fn = torch.optim.Adam(model.parameters(), 1e-3), DiceBCELoss()
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    train_loader = make_loader(dataset, batch_size, True, workers, seed=0)
+    valid_loader = make_loader(SegmentationDataset(valid), batch_size, False, 0, seed=0)
+
+    def run():
+        run_epoch(model, train_loader, loss_fn, device, channels_last, 1, optimizer=optimizer, scheduler=scheduler)
+        run_epoch(model, valid_loader, loss_fn, device, channels_last, 1)
+    return 1 / median_rate(run, 1, repeats)
+
+
+def machine() -> dict:
+    info = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def run_bench(raw_dir: Path, train: Split, valid: Split, params: dict, repeats: int) -> dict:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    size, batch, workers = train.images.shape[1], params["train"]["batch_size"], params["train"]["num_workers"]
+    archs = {"unet": {"base_channels": params["unet"]["base_channels"]},
+             "resnet34_unet": {"decoder_channels": params["resnet34_unet"]["decoder_channels"]}}
+    amp = device.type == "cuda"  # on the CPU bf16 autocast measured slower, so petseg leaves it off there
+    transform = train_transform(params["augment"], size, 0)
+    straightforward = DecodingDataset(raw_dir, train.stems, size, transform)
+    lean = SegmentationDataset(train, transform)
+    result = {"machine": machine(), "device": str(device), "image_size": size, "batch_size": batch,
+              "num_workers": workers, "repeats": repeats}
+    result["input_pipeline_img_per_s"] = {
+        "decode_per_sample": loader_rate(straightforward, batch, workers, repeats),
+        "preprocessed_arrays": loader_rate(lean, batch, workers, repeats)}
+    result["train_step_img_per_s"] = {}
+    for name, arch in archs.items():
+        for px in (128, 256):
+            plain = step_rate(name, arch, px, batch, device, False, False, repeats)
+            tuned = step_rate(name, arch, px, batch, device, True, amp, repeats)
+            result["train_step_img_per_s"][f"{name}@{px}"] = {"fp32_nchw": plain, "petseg": tuned,
+                                                              "speedup": tuned / plain}
+    name, arch = "unet", archs["unet"]
+    slow = epoch_seconds(straightforward, valid, name, arch, batch, workers, False, device, repeats)
+    fast = epoch_seconds(lean, valid, name, arch, batch, workers, True, device, repeats)
+    result["epoch_seconds"] = {"model": name, "straightforward": slow, "petseg": fast, "speedup": slow / fast}
+    result["inference_img_per_s"] = {name: inference_rate(name, arch, size, params["evaluate"]["batch_size"],
+                                                          device, repeats) for name, arch in archs.items()}
+    return result
+
+
+def table(result: dict) -> str:
+    lines = [f"petseg bench on {result['device']} ({result['machine']}), {result['image_size']} px, batch "
+             f"{result['batch_size']}, {result['num_workers']} workers, median of {result['repeats']}", "",
+             "| what | straightforward | petseg | ratio |", "| --- | --- | --- | --- |"]
+    ip = result["input_pipeline_img_per_s"]
+    lines.append(f"| input pipeline, img/s | {ip['decode_per_sample']:.1f} (decode JPEG per sample) | "
+                 f"{ip['preprocessed_arrays']:.1f} (uint8 arrays) | "
+                 f"{ip['preprocessed_arrays'] / ip['decode_per_sample']:.2f}x |")
+    for key, r in result["train_step_img_per_s"].items():
+        lines.append(f"| train step {key}, img/s | {r['fp32_nchw']:.1f} (fp32 NCHW) | {r['petseg']:.1f} | "
+                     f"{r['speedup']:.2f}x |")
+    e = result["epoch_seconds"]
+    lines.append(f"| whole epoch ({e['model']}), s | {e['straightforward']:.1f} | {e['petseg']:.1f} | "
+                 f"{e['speedup']:.2f}x |")
+    for name, rate in result["inference_img_per_s"].items():
+        lines.append(f"| inference {name}, img/s | | {rate:.1f} | |")
+    return "\n".join(lines)

@@ -1,0 +1,70 @@
+"""`petseg predict` on photos that were never in the dataset, and the README results table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from petseg.checkpoint import save_checkpoint
+from petseg.models import build_model
+from petseg.report import END, START, results_table, update_readme
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "unet.pt"
+    model = build_model("unet", {"base_channels": 4})
+    save_checkpoint(path, model.state_dict(), "unet", {"base_channels": 4}, 64)
+    return path
+
+
+def test_predict_writes_masks_at_each_photos_own_size(checkpoint, tmp_path):
+    photos = tmp_path / "photos"
+    (photos / "nested").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    sizes = {"wide.jpg": (37, 501), "tall.png": (333, 17), "tiny.gif": (5, 3), "nested/square.webp": (64, 64)}
+    for name, (h, w) in sizes.items():
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(photos / name)
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8 this is not a photo")
+    result = subprocess.run([sys.executable, "-m", "petseg", "predict", str(photos), "--model", str(checkpoint),
+                             "--out", str(tmp_path / "out"), "--batch-size", "2"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "skipped" in result.stderr and "broken.jpg: not a readable image" in result.stderr
+    assert "wrote masks and overlays of 4 photos" in result.stdout
+    for name, (h, w) in sizes.items():
+        stem = name.split("/")[-1].rsplit(".", 1)[0]
+        mask = np.asarray(Image.open(tmp_path / "out" / f"{stem}_mask.png"))
+        assert mask.shape == (h, w) and set(np.unique(mask)) <= {0, 255}, name
+        overlay = Image.open(tmp_path / "out" / f"{stem}_overlay.png")
+        assert overlay.size == (w, h) and overlay.mode == "RGB"
+
+
+def test_predict_on_a_missing_path_is_one_line(checkpoint, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "petseg", "predict", str(tmp_path / "nope.jpg"), "--model",
+                             str(checkpoint), "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"petseg predict: error: {tmp_path / 'nope.jpg'}: no such photo or folder"
+
+
+def test_predict_help_shows_an_example():
+    result = subprocess.run([sys.executable, "-m", "petseg", "predict", "--help"], capture_output=True, text=True)
+    assert "petseg predict my_cat.jpg photos/ --model models/unet.pt --out predictions/" in " ".join(result.stdout.split())
+
+
+def test_results_table_comes_from_the_metrics(tmp_path):
+    metrics = {"unet": {"dice": 0.8312, "mean_image_dice": 0.8, "iou": 0.71, "pixel_accuracy": 0.85, "n_images": 149,
+                        "parameters": 1942577, "inference_ms_per_image": 6.71}}
+    table = results_table(metrics)
+    assert table.splitlines()[2] == "| UNet | 0.8312 | 0.8000 | 0.7100 | 0.8500 | 149 | 1,942,577 | 6.7 |"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold\n{END}\nrest\n")
+    update_readme(readme, table)
+    assert readme.read_text() == f"intro\n{START}\n{table}\n{END}\nrest\n"
+    assert json.dumps(metrics)  # the table is a pure function of the metrics

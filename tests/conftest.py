@@ -9,6 +9,7 @@ import pytest
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+from petseg.data import preprocess  # noqa: E402
 from petseg.download import ARCHIVES, extract  # noqa: E402
 from petseg.sample import make_sample  # noqa: E402
 
@@ -44,4 +45,12 @@ def tiny_archives(raw_sample, tmp_path_factory) -> tuple[Path, dict]:
 def tiny_raw(tiny_archives, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "raw"
     extract({name: tiny_archives[0] / name for name in ARCHIVES}, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_processed(tiny_raw, tmp_path_factory) -> Path:
+    """TINY_STEMS preprocessed at 64 px: 14 train, 2 valid, 6 test photos."""
+    out = tmp_path_factory.mktemp("tiny_processed")
+    preprocess(tiny_raw, out, 64, 0.1, seed=42)
     return out

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from petseg.checkpoint import load_checkpoint
-from petseg.data import preprocess
 from tests.conftest import REPO
 
 # DDP keeps BatchNorm statistics per process (2 photos each instead of 4) and each rank computes
@@ -24,10 +23,8 @@ TOLERANCE = 0.05
 
 
 @pytest.fixture(scope="module")
-def processed(tiny_raw, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("processed")
-    preprocess(tiny_raw, out, 64, 0.15, seed=42)
-    return out
+def processed(tiny_processed) -> Path:
+    return tiny_processed
 
 
 def project(root: Path, processed: Path, **tune) -> Path:

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from petseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from petseg.data import load_split, preprocess
+from petseg.data import load_split
 from petseg.models import build_model
 from petseg.train import fit
 from tests.conftest import REPO
@@ -25,10 +25,8 @@ EPOCHS = 6
 
 
 @pytest.fixture(scope="module")
-def processed(tiny_raw, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("processed")
-    preprocess(tiny_raw, out, 64, 0.1, seed=42)
-    return out
+def processed(tiny_processed) -> Path:
+    return tiny_processed
 
 
 def make_project(root: Path, processed: Path, **changes) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from petseg.augment import normalize, train_transform
 from petseg.data import SegmentationDataset, Split, load_pair, pair_paths
 from petseg.losses import DiceBCELoss
 from petseg.models import build_model
-from petseg.train import make_loader, run_epoch
+from petseg.train import autocast, make_loader, run_epoch
 
 
 class DecodingDataset(SegmentationDataset):
@@ -52,13 +51,6 @@ def median_rate(func, n_items: int, repeats: int, warmup: int = 1) -> float:
 def loader_rate(dataset, batch_size: int, workers: int, repeats: int) -> float:
     loader = make_loader(dataset, batch_size, True, workers, seed=0)
     return median_rate(lambda: [None for _ in loader], len(loader) * batch_size, repeats)
-
-
-def autocast(device: torch.device, enabled: bool):
-    if not enabled:
-        return nullcontext()
-    dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def step_rate(name: str, arch: dict, size: int, batch_size: int, device: torch.device, channels_last: bool,
@@ -117,6 +109,28 @@ def epoch_seconds(dataset, valid: Split, name: str, arch: dict, batch_size: int,
     return 1 / median_rate(run, 1, repeats)
 
 
+def tuning_cost(train: Split, valid: Split, params: dict, seeds=(0, 1)) -> list[dict]:
+    """UNet learning-rate search with and without the median pruner: trial-epochs spent, lr found."""
+    import tempfile
+
+    from petseg.tune import best_trial, open_storage, tune_model
+    rows = []
+    for pruning in (True, False):
+        for seed in seeds:
+            tune = dict(params["tune"])
+            if not pruning:
+                tune["pruner_warmup_epochs"] = tune["epochs"]  # never pruned
+            with tempfile.TemporaryDirectory() as tmp:
+                storage = open_storage(f"sqlite:///{tmp}/bench.db", tune["heartbeat_seconds"])
+                study = tune_model("unet", {"base_channels": params["unet"]["base_channels"]}, train, valid,
+                                   tune_params=tune, train_params=params["train"], augment_params=params["augment"],
+                                   seed=seed, storage=storage, fingerprint={"seed": seed, "pruning": pruning})
+                best = best_trial(study)
+            rows.append({"pruning": pruning, "seed": seed, "trial_epochs": best["trial_epochs"],
+                         "best_lr": best["best_lr"], "best_valid_dice": best["best_valid_dice"]})
+    return rows
+
+
 def machine() -> dict:
     info = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version()}
@@ -125,7 +139,7 @@ def machine() -> dict:
     return info
 
 
-def run_bench(raw_dir: Path, train: Split, valid: Split, params: dict, repeats: int) -> dict:
+def run_bench(raw_dir: Path, train: Split, valid: Split, params: dict, repeats: int, tuning: bool = False) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     size, batch, workers = train.images.shape[1], params["train"]["batch_size"], params["train"]["num_workers"]
     archs = {"unet": {"base_channels": params["unet"]["base_channels"]},
@@ -152,12 +166,16 @@ def run_bench(raw_dir: Path, train: Split, valid: Split, params: dict, repeats: 
     result["epoch_seconds"] = {"model": name, "straightforward": slow, "petseg": fast, "speedup": slow / fast}
     result["inference_img_per_s"] = {name: inference_rate(name, arch, size, params["evaluate"]["batch_size"],
                                                           device, repeats) for name, arch in archs.items()}
+    if tuning:
+        result["tuning"] = tuning_cost(train, valid, params)
     return result
 
 
 def table(result: dict) -> str:
-    lines = [f"petseg bench on {result['device']} ({result['machine']}), {result['image_size']} px, batch "
-             f"{result['batch_size']}, {result['num_workers']} workers, median of {result['repeats']}", "",
+    m = result["machine"]
+    where = m.get("gpu") or f"CPU {m['cpu']}, {m['threads']} threads"
+    lines = [f"`petseg bench` on {where}, torch {m['torch']}; {result['image_size']} px, batch "
+             f"{result['batch_size']}, {result['num_workers']} loader workers, median of {result['repeats']}", "",
              "| what | straightforward | petseg | ratio |", "| --- | --- | --- | --- |"]
     ip = result["input_pipeline_img_per_s"]
     lines.append(f"| input pipeline, img/s | {ip['decode_per_sample']:.1f} (decode JPEG per sample) | "
@@ -171,4 +189,9 @@ def table(result: dict) -> str:
                  f"{e['speedup']:.2f}x |")
     for name, rate in result["inference_img_per_s"].items():
         lines.append(f"| inference {name}, img/s | | {rate:.1f} | |")
+    if "tuning" in result:
+        lines += ["", "| UNet lr search | seed | trial-epochs | best lr | best valid Dice |", "| --- | --- | --- | --- | --- |"]
+        for r in result["tuning"]:
+            lines.append(f"| {'median pruner' if r['pruning'] else 'no pruning'} | {r['seed']} | {r['trial_epochs']} | "
+                         f"{r['best_lr']:.2e} | {r['best_valid_dice']:.4f} |")
     return "\n".join(lines)

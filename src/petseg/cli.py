@@ -183,10 +183,13 @@ def cmd_bench(args, params):
     from petseg.data import load_split
     from petseg.io import write_json
     result = run_bench(args.raw, load_split(args.data, "train"), load_split(args.data, "valid"), params,
-                       args.repeats)
+                       args.repeats, args.tuning)
     print(table(result))
     write_json(args.out, result)
-    return f"wrote {args.out}"
+    if args.readme:
+        from petseg.report import update_readme
+        update_readme(args.readme, table(result), section="bench")
+    return f"wrote {args.out}" + (f" and its table into {args.readme}" if args.readme else "")
 
 
 def cmd_make_sample(args, params):
@@ -261,7 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", type=Path, default=Path("data/raw"))
     p.add_argument("--data", type=Path, default=Path("data/processed"))
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--tuning", action="store_true", help="also compare the lr search with and without pruning "
+                   "(2 seeds each; minutes)")
     p.add_argument("--out", type=Path, default=Path("metrics/bench.json"))
+    p.add_argument("--readme", type=Path, help="also replace the table between the bench markers of this file")
     p = stage("make-sample", cmd_make_sample, "build data/sample archives from a folder in the official layout")
     p.add_argument("--src", type=Path, default=Path("../shared/data/oxford-pets-sample"))
     p.add_argument("--out", type=Path, default=Path("data/sample"))

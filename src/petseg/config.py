@@ -107,6 +107,7 @@ SCHEMA: dict[str, Any] = {
         "warmup_fraction": _number(float, low=0, high=1, high_open=True),
         "num_workers": _number(int, low=0),
         "channels_last": _choice(True, False),
+        "amp": _choice("auto", "on", "off"),
     },
     "unet": {"base_channels": positive_int, "epochs": positive_int},
     "resnet34_unet": {"decoder_channels": positive_int, "epochs": positive_int},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+START, END = "<!-- results:start -->", "<!-- results:end -->"  # the default section's markers
 NAMES = {"unet": "UNet", "resnet34_unet": "ResNet34-UNet"}
 
 
@@ -19,10 +19,11 @@ def results_table(evaluate: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, table: str) -> None:
-    """Replace what stands between the results markers of `readme` with `table`."""
+def update_readme(readme: Path, table: str, section: str = "results") -> None:
+    """Replace what stands between the `section` markers of `readme` with `table`."""
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     text = Path(readme).read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme}: no {START} ... {END} markers to put the table between")
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    Path(readme).write_text(pattern.sub(lambda _: f"{START}\n{table}\n{END}", text))
+    if start not in text or end not in text:
+        raise ValueError(f"{readme}: no {start} ... {end} markers to put the table between")
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    Path(readme).write_text(pattern.sub(lambda _: f"{start}\n{table}\n{end}", text))

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -91,6 +92,19 @@ def make_scheduler(optimizer, name: str, lr: float, total_steps: int, warmup_fra
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
+def autocast(device: torch.device, enabled: bool):
+    """Mixed precision: bf16 where the device has it, else fp16 (which needs a GradScaler)."""
+    if not enabled:
+        return nullcontext()
+    dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def use_amp(setting: str, device: torch.device) -> bool:
+    """train.amp: auto (on a GPU only; on this CPU bf16 measured slower), on, off."""
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
+
+
 def to_device(batch, device: torch.device, channels_last: bool):
     """Move a uint8 batch to `device`, normalise the photos, and make the masks float."""
     images, masks = (t.to(device, non_blocking=True) for t in batch)
@@ -101,22 +115,25 @@ def to_device(batch, device: torch.device, channels_last: bool):
 
 
 def run_epoch(model, loader, loss_fn, device, channels_last, epoch, threshold=0.5, optimizer=None, scheduler=None,
-              desc: str = ""):
+              desc: str = "", amp: bool = False, scaler: torch.amp.GradScaler | None = None):
     """One pass over `loader`, training if an optimizer is given; returns mean loss and (N, 4) counts."""
     model.train(optimizer is not None)
     total_loss, n_images, counts = 0.0, 0, []
+    scaler = scaler or torch.amp.GradScaler(enabled=False)
     with torch.set_grad_enabled(optimizer is not None):
         for batch_index, batch in enumerate(progress(loader, desc, len(loader), "batch"), 1):
             images, masks = to_device(batch, device, channels_last)
-            logits = model(images)
-            loss = loss_fn(logits, masks)
+            with autocast(device, amp):
+                logits = model(images)
+            loss = loss_fn(logits, masks)  # in fp32: the loss casts the logits
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} in epoch {epoch}, batch {batch_index}: "
                                          "stopped before saving; lower the learning rate")
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
                 scheduler.step()
             total_loss += loss.item() * len(images)
             n_images += len(images)
@@ -158,6 +175,9 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
                                batch_size, False, 0, seed)
     loss_fn = DiceBCELoss(train_params["dice_weight"], train_params["bce_weight"])
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    amp = use_amp(train_params["amp"], device)
+    fp16 = amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    scaler = torch.amp.GradScaler(enabled=fp16)
     scheduler = make_scheduler(optimizer, train_params["scheduler"], lr, epochs * len(train_loader),
                                train_params["warmup_fraction"])
     run_id = fingerprint(name, arch, lr, epochs, seed, train_params, augment_params, train.stems, valid.stems, world)
@@ -176,9 +196,9 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
         lr_now = optimizer.param_groups[0]["lr"]
         train_loss, train_counts = reduce_epoch(*run_epoch(
             model, train_loader, loss_fn, device, channels_last, epoch, optimizer=optimizer, scheduler=scheduler,
-            desc=f"{name} epoch {epoch}/{epochs}"), world)
-        valid_loss, valid_counts = reduce_epoch(*run_epoch(net, valid_loader, loss_fn, device, channels_last, epoch),
-                                                world)
+            desc=f"{name} epoch {epoch}/{epochs}", amp=amp, scaler=scaler), world)
+        valid_loss, valid_counts = reduce_epoch(*run_epoch(net, valid_loader, loss_fn, device, channels_last, epoch,
+                                                           amp=amp), world)
         row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
                "train_dice": dice_score(to_confusion(train_counts)),
                "valid_dice": dice_score(to_confusion(valid_counts)),

@@ -24,7 +24,7 @@ def predict_probabilities(model: nn.Module, images: np.ndarray, batch_size: int,
     model = model.eval().to(memory_format=memory_format)
     out, seconds = [], 0.0
     for start in range(0, len(images), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).permute(0, 3, 1, 2)
+        batch = torch.from_numpy(np.array(images[start:start + batch_size])).permute(0, 3, 1, 2)  # a copy: memmaps are read-only
         batch = normalize(batch.to(device)).contiguous(memory_format=memory_format)
         begin = time.perf_counter()
         logits = model(batch)

@@ -68,6 +68,11 @@ def cmd_tune(args, params):
     return "best " + "; ".join(summary)
 
 
+def best_device():
+    import torch
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def resolve_lr(params: dict, tuned: Path) -> float:
     """The `lr` param when set, else the tuned rate of this model."""
     if params["lr"] is not None:
@@ -111,6 +116,7 @@ def cmd_evaluate(args, params):
     results, split = {}, None
     for path in args.checkpoint:
         model, meta = load_checkpoint(path)
+        model = model.to(best_device())
         if args.folder is not None:
             split = load_folder(args.folder, meta["image_size"], args.list)
         elif split is None:
@@ -142,6 +148,7 @@ def cmd_visualize(args, params):
     columns = {"truth": np.asarray(test.masks[:n])}
     for path in args.checkpoint:
         model, meta = load_checkpoint(path)
+        model = model.to(best_device())
         probabilities, _ = predict_probabilities(model, images, params["evaluate"]["batch_size"])
         columns[meta["model"]] = (probabilities > params["evaluate"]["threshold"]).numpy()
     save_png(prediction_grid(images, columns), args.grid)
@@ -153,6 +160,7 @@ def cmd_predict(args, params):
     from petseg.checkpoint import load_checkpoint
     from petseg.predict import collect_photos, predict_photos
     model, meta = load_checkpoint(args.model)
+    model = model.to(best_device())
     written, skipped = predict_photos(model, meta["image_size"], collect_photos(args.photos), args.out,
                                       args.batch_size or params["evaluate"]["batch_size"],
                                       params["evaluate"]["threshold"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -19,6 +20,9 @@ from optuna.trial import TrialState
 
 from petseg.data import Split
 from petseg.train import fit
+
+# heartbeats and fail_stale_trials are marked experimental; they are what makes shared studies safe
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 ALIVE = (TrialState.RUNNING, TrialState.WAITING)

@@ -61,3 +61,15 @@ def test_loss_is_near_zero_for_confident_correct_logits():
     target = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
     logits = (target * 2 - 1) * 20
     assert DiceBCELoss()(logits, target).item() < 1e-3
+
+
+def test_bootstrap_interval_of_the_dice():
+    from petseg.evaluate import bootstrap_dice
+    same = torch.tensor([[3, 1, 1, 5]] * 10)  # every image has Dice 6/8
+    assert bootstrap_dice(same, 500, 0.95, seed=0) == pytest.approx((0.75, 0.75))
+    mixed = torch.tensor([[9, 0, 0, 1], [0, 5, 5, 0], [4, 1, 1, 4], [7, 2, 0, 1]] * 5)
+    low, high = bootstrap_dice(mixed, 2000, 0.95, seed=0)
+    point = dice_score(Confusion(tp=100, fp=40, fn=30, tn=30))
+    assert low < point < high and 0 < low and high < 1
+    assert bootstrap_dice(mixed, 2000, 0.95, seed=0) == (low, high)  # seeded: the same interval every run
+    assert bootstrap_dice(mixed, 2000, 0.5, seed=0)[1] - bootstrap_dice(mixed, 2000, 0.5, seed=0)[0] < high - low

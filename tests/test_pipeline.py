@@ -80,6 +80,8 @@ def test_repro_trains_both_models_and_writes_metrics(project):
         assert result["n_images"] == len(TINY_TEST)
         assert 0 <= result["dice"] <= 1 and 0 <= result["iou"] <= result["dice"]
         assert result["parameters"] > 0 and result["inference_ms_per_image"] > 0
+        assert result["dice_ci_low"] <= result["dice"] <= result["dice_ci_high"]
+        assert 0 <= result["dice_original_resolution"] <= 1
     for name in ("unet", "resnet34_unet"):
         tuned = json.loads((project / "metrics" / f"tune_{name}.json").read_text())
         assert tuned["n_trials"] == 2
@@ -133,7 +135,8 @@ def test_evaluate_scores_an_outside_folder_like_the_pipeline(project, tiny_raw):
                   "--list", "test.txt"], project)
     printed = json.loads(output[:output.rindex("}") + 1])
     pipeline = json.loads((project / "metrics" / "evaluate.json").read_text())["unet"]
-    for key in ("dice", "mean_image_dice", "iou", "pixel_accuracy", "n_images"):
+    for key in ("dice", "mean_image_dice", "iou", "pixel_accuracy", "n_images", "dice_ci_low", "dice_ci_high",
+                "dice_original_resolution"):
         assert printed["unet"][key] == pipeline[key], key
 
 

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from petseg.checkpoint import save_checkpoint
@@ -62,9 +63,35 @@ def test_results_table_comes_from_the_metrics(tmp_path):
     metrics = {"unet": {"dice": 0.8312, "mean_image_dice": 0.8, "iou": 0.71, "pixel_accuracy": 0.85, "n_images": 149,
                         "parameters": 1942577, "inference_ms_per_image": 6.71}}
     table = results_table(metrics)
-    assert table.splitlines()[2] == "| UNet | 0.8312 | 0.8000 | 0.7100 | 0.8500 | 149 | 1,942,577 | 6.7 |"
+    assert table.splitlines()[2] == "| UNet | 0.8312 |  |  | 0.8000 | 0.7100 | 0.8500 | 149 | 1,942,577 | 6.7 |"
+    metrics["unet"] |= {"dice_ci_low": 0.81, "dice_ci_high": 0.85, "dice_original_resolution": 0.8299}
+    assert results_table(metrics).splitlines()[2].startswith("| UNet | 0.8312 | 0.8100 to 0.8500 | 0.8299 | 0.8000 |")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nold\n{END}\nrest\n")
     update_readme(readme, table)
     assert readme.read_text() == f"intro\n{START}\n{table}\n{END}\nrest\n"
     assert json.dumps(metrics)  # the table is a pure function of the metrics
+
+
+class AllPet(torch.nn.Module):
+    """Says 'pet' everywhere: its Dice at any resolution follows from the trimap alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.full((x.shape[0], 1, *x.shape[2:]), 10.0) + self.w
+
+
+def test_dice_at_original_resolution_uses_the_unresized_trimaps(tiny_raw):
+    from petseg.data import decode_trimap, trimap_to_mask
+    from petseg.evaluate import evaluate_model, load_folder
+    split = load_folder(tiny_raw, 64, "test.txt")
+    result, _ = evaluate_model(AllPet(), split, 0.5, 4, raw_dir=tiny_raw)
+    pet = total = 0
+    for stem in split.stems:
+        mask = trimap_to_mask(decode_trimap(tiny_raw / "annotations" / "trimaps" / f"{stem}.png"))
+        pet, total = pet + int(mask.sum()), total + mask.size
+    assert result["dice_original_resolution"] == pytest.approx(2 * pet / (pet + total))
+    assert "dice_ci_low" not in result

@@ -113,7 +113,8 @@ def cmd_evaluate(args, params):
     from petseg.data import load_split
     from petseg.evaluate import evaluate_model, load_folder
     from petseg.io import write_csv, write_json
-    results, split = {}, None
+    results, split, p = {}, None, params["evaluate"]
+    bootstrap = {"samples": p["bootstrap_samples"], "confidence": p["confidence"], "seed": params["seed"]}
     for path in args.checkpoint:
         model, meta = load_checkpoint(path)
         model = model.to(best_device())
@@ -121,8 +122,8 @@ def cmd_evaluate(args, params):
             split = load_folder(args.folder, meta["image_size"], args.list)
         elif split is None:
             split = load_split(args.data, "test")
-        results[meta["model"]], per_image = evaluate_model(model, split, params["evaluate"]["threshold"],
-                                                           params["evaluate"]["batch_size"])
+        results[meta["model"]], per_image = evaluate_model(model, split, p["threshold"], p["batch_size"],
+                                                           args.folder or args.raw, bootstrap)
         if args.per_image_dir:
             write_csv(Path(args.per_image_dir) / f"test_dice_{meta['model']}.csv", per_image)
     print(json.dumps(results, indent=2))
@@ -244,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, nargs="+",
                    default=[Path(f"models/{m}.pt") for m in MODELS])
     p.add_argument("--data", type=Path, default=Path("data/processed"))
+    p.add_argument("--raw", type=Path, default=Path("data/raw"), help="the unresized trimaps, for the Dice at "
+                   "original resolution (default: %(default)s)")
     p.add_argument("--folder", type=Path, help="a folder with images/ and annotations/trimaps/")
     p.add_argument("--list", help="with --folder: score only the stems of annotations/LIST (e.g. test.txt)")
     p.add_argument("--out", type=Path, help="also write the JSON here")

@@ -118,7 +118,8 @@ SCHEMA: dict[str, Any] = {
         "storage": _string, "heartbeat_seconds": positive_int,
     },
     "evaluate": {"threshold": _number(float, low=0, high=1, low_open=True, high_open=True),
-                 "batch_size": positive_int},
+                 "batch_size": positive_int, "bootstrap_samples": positive_int,
+                 "confidence": _number(float, low=0, high=1, low_open=True, high_open=True)},
     "visualize": {"n_images": positive_int},
 }
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from petseg.augment import normalize
-from petseg.data import Split, load_pair, pair_paths, read_split_list
+from petseg.data import Split, decode_trimap, load_pair, pair_paths, read_split_list, trimap_to_mask
 from petseg.metrics import confusion_per_image, dice_score, summarize, to_confusion
 from petseg.models import count_parameters
 
@@ -35,13 +36,52 @@ def predict_probabilities(model: nn.Module, images: np.ndarray, batch_size: int,
     return torch.cat(out), seconds
 
 
-def evaluate_model(model: nn.Module, split: Split, threshold: float, batch_size: int) -> tuple[dict, list[dict]]:
-    """The evaluate.json entry of one model on one split, and each image's own Dice."""
+def bootstrap_dice(per_image: torch.Tensor, samples: int, confidence: float, seed: int) -> tuple[float, float]:
+    """Percentile interval of the dataset-level Dice, resampling the test images with replacement."""
+    counts = per_image.numpy().astype(np.int64)
+    picks = np.random.default_rng(seed).integers(0, len(counts), (samples, len(counts)))
+    tp, fp, fn = (counts[:, k][picks].sum(1) for k in range(3))
+    denominator = 2 * tp + fp + fn
+    dice = np.where(denominator == 0, 1.0, 2 * tp / np.maximum(denominator, 1))
+    tail = (1 - confidence) / 2
+    return float(np.quantile(dice, tail)), float(np.quantile(dice, 1 - tail))
+
+
+def upscale_mask(probability: np.ndarray, size: tuple[int, int], threshold: float) -> np.ndarray:
+    """The mask at another (width, height): probabilities resized bilinearly, then thresholded."""
+    full = Image.fromarray(np.asarray(probability, np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(full) > threshold
+
+
+def original_resolution_counts(probabilities: torch.Tensor, stems: list[str], raw_dir: Path,
+                               threshold: float) -> torch.Tensor:
+    """(N, 4) confusion counts of the predictions resized back to each trimap's own size."""
+    counts = []
+    for probability, stem in zip(probabilities.numpy(), stems):
+        truth = trimap_to_mask(decode_trimap(pair_paths(raw_dir, stem)[1]))
+        pred = upscale_mask(probability, (truth.shape[1], truth.shape[0]), threshold)
+        counts.append(confusion_per_image(torch.from_numpy(pred)[None], torch.from_numpy(truth)[None] > 0))
+    return torch.cat(counts)
+
+
+def evaluate_model(model: nn.Module, split: Split, threshold: float, batch_size: int, raw_dir: Path | None = None,
+                   bootstrap: dict | None = None) -> tuple[dict, list[dict]]:
+    """The evaluate.json entry of one model on one split, and each image's own Dice.
+
+    With `raw_dir`, Dice is also scored at each photo's original resolution (trimaps unresized);
+    with `bootstrap` ({samples, confidence, seed}), a percentile interval of the Dice over images.
+    """
     probabilities, seconds = predict_probabilities(model, split.images, batch_size)
     counts = confusion_per_image(probabilities > threshold, torch.from_numpy(np.asarray(split.masks)) > 0)
     per_image = [{"stem": stem, "dice": dice_score(to_confusion(row))} for stem, row in zip(split.stems, counts)]
-    summary = {**summarize(counts), "parameters": count_parameters(model),
-               "inference_ms_per_image": round(1000 * seconds / len(split.images), 2)}
+    summary = summarize(counts)
+    if bootstrap:
+        summary["dice_ci_low"], summary["dice_ci_high"] = bootstrap_dice(counts, **bootstrap)
+    if raw_dir is not None:
+        summary["dice_original_resolution"] = dice_score(to_confusion(
+            original_resolution_counts(probabilities, split.stems, raw_dir, threshold)))
+    summary |= {"parameters": count_parameters(model),
+                "inference_ms_per_image": round(1000 * seconds / len(split.images), 2)}
     return summary, per_image
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from petseg.data import decode_image
-from petseg.evaluate import predict_probabilities
+from petseg.evaluate import predict_probabilities, upscale_mask
 from petseg.visualize import overlay, save_png
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
@@ -46,8 +46,7 @@ def predict_photos(model, image_size: int, photos: list[Path], out_dir: Path, ba
         probabilities, _ = predict_probabilities(model, np.stack(inputs), batch_size)
         for (path, photo), probability in zip(batch, probabilities.numpy()):
             # probabilities, not the thresholded mask, are scaled back: smoother edges at full size
-            full = Image.fromarray(probability.astype(np.float32), mode="F").resize(photo.size, Image.Resampling.BILINEAR)
-            mask = np.asarray(full) > threshold
+            mask = upscale_mask(probability, photo.size, threshold)
             save_png(Image.fromarray((mask * 255).astype(np.uint8)), out_dir / f"{path.stem}_mask.png")
             save_png(Image.fromarray(overlay(np.asarray(photo), mask)), out_dir / f"{path.stem}_overlay.png")
             written.append(out_dir / f"{path.stem}_mask.png")

@@ -72,7 +72,7 @@ def evaluate_model(model: nn.Module, split: Split, threshold: float, batch_size:
     with `bootstrap` ({samples, confidence, seed}), a percentile interval of the Dice over images.
     """
     probabilities, seconds = predict_probabilities(model, split.images, batch_size)
-    counts = confusion_per_image(probabilities > threshold, torch.from_numpy(np.asarray(split.masks)) > 0)
+    counts = confusion_per_image(probabilities > threshold, torch.from_numpy(np.array(split.masks)) > 0)
     per_image = [{"stem": stem, "dice": dice_score(to_confusion(row))} for stem, row in zip(split.stems, counts)]
     summary = summarize(counts)
     if bootstrap:

@@ -38,7 +38,3 @@ def write_csv(path: str | os.PathLike, rows: list[dict], fieldnames: list[str] |
         writer = csv.DictWriter(f, fieldnames=fieldnames or (list(rows[0]) if rows else []))
         writer.writeheader()
         writer.writerows(rows)
-
-
-def read_json(path: str | os.PathLike) -> dict:
-    return json.loads(Path(path).read_text())

@@ -73,3 +73,40 @@ def test_bootstrap_interval_of_the_dice():
     assert low < point < high and 0 < low and high < 1
     assert bootstrap_dice(mixed, 2000, 0.95, seed=0) == (low, high)  # seeded: the same interval every run
     assert bootstrap_dice(mixed, 2000, 0.5, seed=0)[1] - bootstrap_dice(mixed, 2000, 0.5, seed=0)[0] < high - low
+
+
+class _Ramp(torch.nn.Module):
+    """Logits that rise from left to right whatever the photo: the mirrored pass sees them fall."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the model a device
+
+    def forward(self, x):
+        return torch.linspace(-3, 3, x.shape[-1]).expand(x.shape[0], 1, x.shape[-2], -1) + self.anchor
+
+
+class _Echo(torch.nn.Module):
+    """Logits that follow the photo's first channel, so they mirror with it."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return x[:, :1] + self.anchor
+
+
+def test_hflip_tta_averages_a_photo_and_its_mirror():
+    from petseg.evaluate import predict_probabilities
+    photos = torch.randint(0, 256, (3, 4, 6, 3), dtype=torch.uint8).numpy()
+    plain, _ = predict_probabilities(_Ramp(), photos, batch_size=2)
+    ramp = torch.sigmoid(torch.linspace(-3, 3, 6))
+    assert torch.allclose(plain, ramp.expand(3, 4, 6))
+    mirrored, _ = predict_probabilities(_Ramp(), photos, batch_size=2, tta_hflip=True)
+    # sigmoid(a) + sigmoid(-a) = 1: a ramp averaged with its mirror is 0.5 everywhere
+    assert torch.allclose(mirrored, torch.full((3, 4, 6), 0.5))
+    # a model that mirrors with the photo predicts the same with and without the mirrored pass
+    echo, _ = predict_probabilities(_Echo(), photos, batch_size=2)
+    echo_tta, _ = predict_probabilities(_Echo(), photos, batch_size=2, tta_hflip=True)
+    assert torch.allclose(echo, echo_tta) and not torch.allclose(echo, echo.flip(-1))

@@ -84,7 +84,7 @@ def test_repro_trains_both_models_and_writes_metrics(project):
         assert 0 <= result["dice_original_resolution"] <= 1
     for name in ("unet", "resnet34_unet"):
         tuned = json.loads((project / "metrics" / f"tune_{name}.json").read_text())
-        assert tuned["n_trials"] == 2
+        assert tuned["n_trials"] == 2 and tuned["tune_seconds"] > 0
         trained = json.loads((project / "metrics" / f"train_{name}.json").read_text())
         assert trained["lr"] == tuned["best_lr"]  # lr: null -> the tuned rate
         rows = (project / "plots" / f"train_{name}.csv").read_text().splitlines()
@@ -101,6 +101,7 @@ def test_second_repro_runs_nothing(project):
 
 
 TIMED = {"metrics/evaluate.json", "metrics/train_unet.json", "metrics/train_resnet34_unet.json",
+         "metrics/tune_unet.json", "metrics/tune_resnet34_unet.json",
          "plots/train_unet.csv", "plots/train_resnet34_unet.csv"}  # hold wall-clock timings
 
 
@@ -110,6 +111,7 @@ def without_timings(path: Path) -> object:
     data = json.loads(path.read_text())
     for entry in [data, *[v for v in data.values() if isinstance(v, dict)]]:
         entry.pop("train_seconds", None)
+        entry.pop("tune_seconds", None)
         entry.pop("inference_ms_per_image", None)
     return data
 

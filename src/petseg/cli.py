@@ -123,7 +123,7 @@ def cmd_evaluate(args, params):
         elif split is None:
             split = load_split(args.data, "test")
         results[meta["model"]], per_image = evaluate_model(model, split, p["threshold"], p["batch_size"],
-                                                           args.folder or args.raw, bootstrap)
+                                                           args.folder or args.raw, bootstrap, p["tta_hflip"])
         if args.per_image_dir:
             write_csv(Path(args.per_image_dir) / f"test_dice_{meta['model']}.csv", per_image)
     print(json.dumps(results, indent=2))
@@ -150,7 +150,8 @@ def cmd_visualize(args, params):
     for path in args.checkpoint:
         model, meta = load_checkpoint(path)
         model = model.to(best_device())
-        probabilities, _ = predict_probabilities(model, images, params["evaluate"]["batch_size"])
+        probabilities, _ = predict_probabilities(model, images, params["evaluate"]["batch_size"],
+                                                 tta_hflip=params["evaluate"]["tta_hflip"])
         columns[meta["model"]] = (probabilities > params["evaluate"]["threshold"]).numpy()
     save_png(prediction_grid(images, columns), args.grid)
     plot_curves({Path(p).stem.removeprefix("train_"): read_history(p) for p in args.history}, args.curves)
@@ -164,7 +165,7 @@ def cmd_predict(args, params):
     model = model.to(best_device())
     written, skipped = predict_photos(model, meta["image_size"], collect_photos(args.photos), args.out,
                                       args.batch_size or params["evaluate"]["batch_size"],
-                                      params["evaluate"]["threshold"])
+                                      params["evaluate"]["threshold"], params["evaluate"]["tta_hflip"])
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
     if not written and skipped:

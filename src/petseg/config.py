@@ -107,6 +107,7 @@ SCHEMA: dict[str, Any] = {
         "warmup_fraction": _number(float, low=0, high=1, high_open=True),
         "num_workers": _number(int, low=0),
         "channels_last": _choice(True, False),
+        "fused_adam": _choice(True, False),
         "amp": _choice("auto", "on", "off"),
     },
     "unet": {"base_channels": positive_int, "epochs": positive_int},
@@ -118,7 +119,7 @@ SCHEMA: dict[str, Any] = {
         "storage": _string, "heartbeat_seconds": positive_int,
     },
     "evaluate": {"threshold": _number(float, low=0, high=1, low_open=True, high_open=True),
-                 "batch_size": positive_int, "bootstrap_samples": positive_int,
+                 "batch_size": positive_int, "tta_hflip": _choice(True, False), "bootstrap_samples": positive_int,
                  "confidence": _number(float, low=0, high=1, low_open=True, high_open=True)},
     "visualize": {"n_images": positive_int},
 }

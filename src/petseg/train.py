@@ -92,6 +92,11 @@ def make_scheduler(optimizer, name: str, lr: float, total_steps: int, warmup_fra
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
+def make_optimizer(parameters, lr: float, fused: bool) -> torch.optim.Adam:
+    """Adam; `fused` updates all tensors in one kernel (CPU and GPU), instead of a loop of small ops."""
+    return torch.optim.Adam(parameters, lr=lr, fused=fused or None)
+
+
 def autocast(device: torch.device, enabled: bool):
     """Mixed precision: bf16 where the device has it, else fp16 (which needs a GradScaler)."""
     if not enabled:
@@ -174,7 +179,7 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
     valid_loader = make_loader(Subset(valid_set, range(rank, len(valid_set), world)) if world > 1 else valid_set,
                                batch_size, False, 0, seed)
     loss_fn = DiceBCELoss(train_params["dice_weight"], train_params["bce_weight"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = make_optimizer(model.parameters(), lr, train_params["fused_adam"])
     amp = use_amp(train_params["amp"], device)
     fp16 = amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler(enabled=fp16)

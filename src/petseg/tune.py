@@ -115,6 +115,11 @@ def trials_table(study: optuna.Study) -> list[dict]:
     return rows
 
 
+def trial_seconds(study: optuna.Study) -> float:
+    """Wall-clock seconds spent in the finished trials, from their own timestamps (a resumed study keeps them)."""
+    return round(sum((t.datetime_complete - t.datetime_start).total_seconds() for t in finished(study)), 1)
+
+
 def best_trial(study: optuna.Study) -> dict:
     rows = trials_table(study)
     complete = [row for row in rows if not row["pruned"]]
@@ -123,4 +128,4 @@ def best_trial(study: optuna.Study) -> dict:
     best = max(complete, key=lambda row: row["valid_dice"])
     return {"best_lr": best["lr"], "best_valid_dice": best["valid_dice"], "best_trial": best["trial"],
             "n_trials": len(rows), "n_pruned": len(rows) - len(complete),
-            "trial_epochs": sum(row["epochs"] for row in rows)}
+            "trial_epochs": sum(row["epochs"] for row in rows), "tune_seconds": trial_seconds(study)}

@@ -1,11 +1,12 @@
 # make setup: the virtual environment in .venv (idempotent). make repro: the whole pipeline.
 # make test: the test suite (what CI runs). make browser: Debian's Chromium, for the browser test.
+# make full: the full-scale profile (profiles/full.yaml: official archives, 256 px, seed widths) as a DVC experiment.
 VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup repro test browser
+.PHONY: setup repro test browser full
 
 setup: $(VENV)/.installed
 
@@ -24,3 +25,6 @@ test: setup
 
 browser:
 	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }
+
+full: setup
+	args=$$(petseg profile profiles/full.yaml) && dvc exp run -n full-scale $$args

@@ -92,3 +92,31 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(tmp_path):
     assert meta["torch_version"] == "2.13.0"
     for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+def test_profile_prints_the_exp_run_arguments_of_a_checked_profile(tmp_path):
+    profile = tmp_path / "small.yaml"
+    profile.write_text("unet: {epochs: 3}\naugment: {crop_scale: [0.5, 1.0]}\ndata: {source: full}\n")
+    result = petseg("profile", str(profile))
+    assert result.returncode == 0, result.stderr
+    # stdout holds only the arguments, so that `dvc exp run $(petseg profile ...)` works
+    assert result.stdout.split() == ["-S", "unet.epochs=3", "-S", "augment.crop_scale=[0.5,1.0]",
+                                     "-S", "data.source=full"]
+    assert "3 params" in result.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("unet: {epoch: 3}\n", "unet.epoch: unknown key"),
+    ("preprocess: {image_size: 250}\n", "preprocess.image_size: 250 must be a multiple of 32"),
+])
+def test_a_bad_profile_is_refused_with_the_key(tmp_path, text, message):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text(text)
+    result = petseg("profile", str(profile))
+    assert result.returncode == 2 and result.stdout == ""
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_shipped_full_profile_is_valid():
+    args = petseg("profile", "profiles/full.yaml").stdout.split()
+    assert "data.source=full" in args and "preprocess.image_size=256" in args and "unet.base_channels=64" in args

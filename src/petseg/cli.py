@@ -182,6 +182,20 @@ def cmd_report(args, params):
     return f"results table from {args.metrics}" + (f", written into {args.readme}" if args.readme else "")
 
 
+def cmd_ablation(args, params):
+    from petseg.ablation import ablation_rows, ablation_table, read_exp_show
+    from petseg.report import update_readme
+    rows = ablation_rows(read_exp_show())
+    if not rows:
+        raise ValueError("no finished experiments named abl<step>-<label>-s<seed> (see docs/ablation.md)")
+    table = ablation_table(rows)
+    print(table)
+    if args.doc:
+        update_readme(args.doc, table, section="ablation")
+    return f"{len(rows)} experiments in {len({r['step'] for r in rows})} steps" + (
+        f", written into {args.doc}" if args.doc else "")
+
+
 def cmd_plots_template(args, params):
     from petseg.plots_page import write_template
     write_template(args.out)
@@ -200,6 +214,13 @@ def cmd_bench(args, params):
         from petseg.report import update_readme
         update_readme(args.readme, table(result), section="bench")
     return f"wrote {args.out}" + (f" and its table into {args.readme}" if args.readme else "")
+
+
+def cmd_profile(args, params):
+    from petseg.config import profile_overrides
+    overrides = profile_overrides(params, args.profile)
+    print(" ".join(overrides))
+    return f"{len(overrides) // 2} params from {args.profile}, checked (use: dvc exp run $(petseg profile ...))"
 
 
 def cmd_make_sample(args, params):
@@ -269,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("report", cmd_report, "the results table (Markdown) from metrics/evaluate.json")
     p.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"))
     p.add_argument("--readme", type=Path, help="also replace the table between the results markers of this file")
+    p = stage("ablation", cmd_ablation, "the ablation table (Markdown) from the DVC experiments named "
+              "abl<step>-<label>-s<seed>, each step averaged over its seeds")
+    p.add_argument("--doc", type=Path, help="also replace the table between the ablation markers of this file")
     p = stage("plots-template", cmd_plots_template, "write the offline HTML template for dvc plots")
     p.add_argument("--out", type=Path, default=Path(".dvc/plots/offline.html"))
     p = stage("bench", cmd_bench, "measure input pipeline, training step, epoch and inference speed "
@@ -280,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(2 seeds each; minutes)")
     p.add_argument("--out", type=Path, default=Path("metrics/bench.json"))
     p.add_argument("--readme", type=Path, help="also replace the table between the bench markers of this file")
+    p = stage("profile", cmd_profile, "print the `-S key=value` arguments of dvc exp run that switch to a "
+              "profile, after checking the result. Example: dvc exp run -n full $(petseg profile profiles/full.yaml)")
+    p.add_argument("profile", type=Path, help="a YAML file with the params to change, e.g. profiles/full.yaml")
+    p.set_defaults(summary_stream="stderr")  # stdout is the arguments, for $(...)
     p = stage("make-sample", cmd_make_sample, "build data/sample archives from a folder in the official layout")
     p.add_argument("--src", type=Path, default=Path("../shared/data/oxford-pets-sample"))
     p.add_argument("--out", type=Path, default=Path("data/sample"))
@@ -316,5 +344,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"petseg {args.command}: error: {err}", file=sys.stderr)
         return 1
-    print(f"petseg {args.command}: {summary} ({time.perf_counter() - start:.1f} s)", flush=True)
+    stream = sys.stderr if getattr(args, "summary_stream", "stdout") == "stderr" else sys.stdout
+    print(f"petseg {args.command}: {summary} ({time.perf_counter() - start:.1f} s)", file=stream, flush=True)
     return 0

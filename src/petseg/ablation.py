@@ -6,6 +6,9 @@ one plus a change, and the table averages each step over its seeds.
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
 import json
 import re
 import statistics
@@ -43,7 +46,7 @@ def ablation_rows(exp_show: list[dict]) -> list[dict]:
             continue
         seconds = sum(metrics.get(f"metrics/tune_{m}.json", {}).get("tune_seconds", 0)
                       + metrics.get(f"metrics/train_{m}.json", {}).get("train_seconds", 0) for m in MODELS)
-        rows.append({"step": int(match[1]), "label": match[2], "seed": int(match[3]),
+        rows.append({"step": int(match[1]), "label": match[2], "seed": int(match[3]), "rev": rev["rev"],
                      "params": flatten(data["params"]["params.yaml"]["data"]),
                      "dice": {m: evaluate[m]["dice"] for m in MODELS},
                      "dice_original": {m: evaluate[m].get("dice_original_resolution") for m in MODELS},
@@ -86,3 +89,57 @@ def read_exp_show() -> list[dict]:
     if result.returncode != 0:
         raise OSError(f"dvc exp show failed: {result.stderr.strip().splitlines()[-1:]}")
     return json.loads(result.stdout)
+
+
+def history_at(rev: str, model: str) -> list[dict]:
+    """The per-epoch rows of plots/train_<model>.csv as committed at `rev` (an experiment or a commit)."""
+    result = subprocess.run(["git", "show", f"{rev}:plots/train_{model}.csv"], capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise OSError(f"{rev}: no plots/train_{model}.csv ({result.stderr.strip()})")
+    return list(csv.DictReader(io.StringIO(result.stdout)))
+
+
+def minutes(history: list[dict], scale: float = 1.0) -> list[float]:
+    return list(itertools.accumulate(float(row["seconds"]) * scale / 60 for row in history))
+
+
+def dice_minutes_figure(rows: list[dict], out, reference: str | None = None, seed: int | None = None,
+                        target: float = 0.85) -> None:
+    """Validation Dice per epoch against training minutes, one line per step (first seed), test Dice as
+    a star at its end; `reference` (a commit of a longer run) is drawn with its minutes rescaled to the
+    epoch time step 1 measured here, for the same model and settings."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from petseg.io import atomic_path
+    seed = seed if any(r["seed"] == seed for r in rows) else rows[0]["seed"]
+    fig, axes = plt.subplots(1, len(MODELS), figsize=(12, 4.5), sharey=True)
+    for ax, (model, title) in zip(axes, MODELS.items()):
+        drawn = None
+        for row in (r for r in rows if r["seed"] == seed):
+            history = history_at(row["rev"], model)
+            if history == drawn:  # a change after training (TTA): the same curve, only a new star
+                ax.plot(minutes(history)[-1], row["dice"][model], "*", ms=12, label=f"step {row['step']} {row['label']}")
+                continue
+            drawn = history
+            line, = ax.plot(minutes(history), [float(r["valid_dice"]) for r in history],
+                            label=f"step {row['step']} {row['label']}")
+            ax.plot(minutes(history)[-1], row["dice"][model], "*", ms=12, color=line.get_color())
+        if reference:
+            history = history_at(reference, model)
+            here = history_at(next(r for r in rows if r["seed"] == seed)["rev"], model)
+            scale = statistics.median(float(r["seconds"]) for r in here) / statistics.median(
+                float(r["seconds"]) for r in history)
+            ax.plot(minutes(history, scale), [float(r["valid_dice"]) for r in history], "k--",
+                    label=f"{reference[:7]}: {len(history)} epochs (time x{scale:.1f})")
+        ax.axhline(target, color="grey", ls=":", lw=1)
+        ax.set(title=f"{title} (seed {seed})", xlabel="training minutes on this machine")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    axes[0].set_ylabel("validation Dice per epoch (star: test Dice)")
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -183,7 +183,7 @@ def cmd_report(args, params):
 
 
 def cmd_ablation(args, params):
-    from petseg.ablation import ablation_rows, ablation_table, read_exp_show
+    from petseg.ablation import ablation_rows, ablation_table, dice_minutes_figure, read_exp_show
     from petseg.report import update_readme
     rows = ablation_rows(read_exp_show())
     if not rows:
@@ -192,6 +192,8 @@ def cmd_ablation(args, params):
     print(table)
     if args.doc:
         update_readme(args.doc, table, section="ablation")
+    if args.curve:
+        dice_minutes_figure(rows, args.curve, args.reference, params["seed"])
     return f"{len(rows)} experiments in {len({r['step'] for r in rows})} steps" + (
         f", written into {args.doc}" if args.doc else "")
 
@@ -293,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("ablation", cmd_ablation, "the ablation table (Markdown) from the DVC experiments named "
               "abl<step>-<label>-s<seed>, each step averaged over its seeds")
     p.add_argument("--doc", type=Path, help="also replace the table between the ablation markers of this file")
+    p.add_argument("--curve", type=Path, help="also draw validation Dice against training minutes to this PNG")
+    p.add_argument("--reference", help="with --curve: a commit whose longer run is drawn too, its minutes "
+                   "rescaled to this machine")
     p = stage("plots-template", cmd_plots_template, "write the offline HTML template for dvc plots")
     p.add_argument("--out", type=Path, default=Path(".dvc/plots/offline.html"))
     p = stage("bench", cmd_bench, "measure input pipeline, training step, epoch and inference speed "

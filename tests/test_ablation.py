@@ -9,7 +9,7 @@ from petseg.ablation import ablation_rows, ablation_table
 
 def experiment(name: str, seed: int, epochs: int, dice: float, state: str = "success") -> dict:
     model = {"dice": dice, "dice_original_resolution": dice - 0.01}
-    return {"name": name, "executor": {"state": state}, "revs": [{"name": name, "error": None, "data": {
+    return {"name": name, "executor": {"state": state}, "revs": [{"name": name, "rev": f"rev-{name}", "error": None, "data": {
         "params": {"params.yaml": {"data": {"seed": seed, "unet": {"epochs": epochs}}}},
         "metrics": {"metrics/evaluate.json": {"data": {"unet": model, "resnet34_unet": model}},
                     "metrics/tune_unet.json": {"data": {"tune_seconds": 30.0}},

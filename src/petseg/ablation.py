@@ -117,9 +117,10 @@ def dice_minutes_figure(rows: list[dict], out, reference: str | None = None, see
     seed = seed if any(r["seed"] == seed for r in rows) else rows[0]["seed"]
     fig, axes = plt.subplots(1, len(MODELS), figsize=(12, 4.5), sharey=True)
     for ax, (model, title) in zip(axes, MODELS.items()):
-        drawn = None
+        drawn, first = None, None
         for row in (r for r in rows if r["seed"] == seed):
             history = history_at(row["rev"], model)
+            first = first or history
             if history == drawn:  # a change after training (TTA): the same curve, only a new star
                 ax.plot(minutes(history)[-1], row["dice"][model], "*", ms=12, label=f"step {row['step']} {row['label']}")
                 continue
@@ -129,8 +130,7 @@ def dice_minutes_figure(rows: list[dict], out, reference: str | None = None, see
             ax.plot(minutes(history)[-1], row["dice"][model], "*", ms=12, color=line.get_color())
         if reference:
             history = history_at(reference, model)
-            here = history_at(next(r for r in rows if r["seed"] == seed)["rev"], model)
-            scale = statistics.median(float(r["seconds"]) for r in here) / statistics.median(
+            scale = statistics.median(float(r["seconds"]) for r in first) / statistics.median(
                 float(r["seconds"]) for r in history)
             ax.plot(minutes(history, scale), [float(r["valid_dice"]) for r in history], "k--",
                     label=f"{reference[:7]}: {len(history)} epochs (time x{scale:.1f})")

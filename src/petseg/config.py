@@ -161,8 +161,6 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     return params
 
 
-
-
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     """{"a": {"b": 1}} -> {"a.b": 1}: the dotted keys that `dvc exp run -S` takes."""
     flat = {}
@@ -174,27 +172,27 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def merge(base: dict, changes: dict) -> dict:
+    """A copy of `base` with `changes` laid over it, section by section."""
+    merged = dict(base)
+    for key, value in changes.items():
+        nested = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = merge(base[key], value) if nested else value
+    return merged
+
+
 def profile_overrides(params: dict, profile_path: str | Path) -> list[str]:
     """`-S key=value` arguments that turn `params` into the profile; the merged params are validated first."""
     path = Path(profile_path)
     if not path.is_file():
         raise ParamError(f"{path}: no such profile")
     profile = yaml.safe_load(path.read_text()) or {}
-    overrides = flatten(profile)
-    merged = yaml.safe_load(yaml.safe_dump(params))
-    for key, value in overrides.items():
-        section = merged
-        *parents, leaf = key.split(".")
-        for part in parents:
-            if not isinstance(section.get(part), dict):
-                raise ParamError(f"{path}: {key}: unknown key")
-            section = section[part]
-        if leaf not in section:
-            raise ParamError(f"{path}: {key}: unknown key")
-        section[leaf] = value
-    validate(merged)
+    try:
+        validate(merge(params, profile))  # an unknown key or a bad value, named as in params.yaml
+    except ParamError as err:
+        raise ParamError(f"{path}: {err}") from None
     args = []
-    for key, value in overrides.items():
+    for key, value in flatten(profile).items():
         text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
         if any(c.isspace() for c in text.replace(", ", ",")):
             raise ParamError(f"{path}: {key}: {value!r} has spaces; give it in params.yaml instead")

@@ -1,4 +1,4 @@
-"""Augmentation seeding: workers and epochs differ, the same seed repeats, noise has the 1.x strength."""
+"""Augmentation seeding: samples and epochs differ, the same seed repeats whatever the workers, noise has the 1.x strength."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from petseg.config import load_params
 from petseg.data import SegmentationDataset, Split, load_pair, pair_paths
-from petseg.train import make_loader
+from petseg.train import make_loader, start_epoch
 from petseg.augment import normalize, reseed, train_transform
 from tests.conftest import REPO
 
@@ -22,13 +22,15 @@ def same_photo_eight_times(tiny_raw) -> Split:
     return Split(np.repeat(image[None], 8, axis=0), np.repeat(mask[None], 8, axis=0), ["Abyssinian_1"] * 8)
 
 
-def epochs(split: Split, seed: int, workers: int, n_epochs: int = 2, worker_init_fn="default") -> list[list[bytes]]:
-    """The augmented photos of each epoch, in order, as bytes."""
+def epochs(split: Split, seed: int, workers: int, n_epochs: int = 2, persistent: bool = False) -> list[list[bytes]]:
+    """The augmented photos of each epoch, in order, as bytes (the loader as training sets it up)."""
     dataset = SegmentationDataset(split, train_transform(AUGMENT, 64, seed))
-    loader = make_loader(dataset, batch_size=1, shuffle=False, num_workers=workers, seed=seed)
-    if worker_init_fn is None:
-        loader.worker_init_fn = None
-    return [[images.numpy().tobytes() for images, _ in loader] for _ in range(n_epochs)]
+    loader = make_loader(dataset, batch_size=1, shuffle=False, num_workers=workers, seed=seed, persistent=persistent)
+    run = []
+    for epoch in range(1, n_epochs + 1):
+        start_epoch(loader, seed, epoch)
+        run.append([images.numpy().tobytes() for images, _ in loader])
+    return run
 
 
 def test_two_workers_draw_different_augmentations(same_photo_eight_times):
@@ -36,11 +38,19 @@ def test_two_workers_draw_different_augmentations(same_photo_eight_times):
     assert len(set(first_epoch)) == 8  # 8 copies of one photo, 8 different augmentations
 
 
-def test_without_reseeding_the_two_workers_repeat_each_other(same_photo_eight_times):
-    # The albumentations 2.0.8 behaviour our worker_init_fn exists for: sample 0 comes from worker 0,
+def test_without_per_sample_seeds_the_two_workers_repeat_each_other(same_photo_eight_times):
+    # The albumentations 2.0.8 behaviour AugmentationSeeds exists for: sample 0 comes from worker 0,
     # sample 1 from worker 1, and both workers hold a copy of the same generator state.
-    first_epoch = epochs(same_photo_eight_times, seed=1, workers=2, n_epochs=1, worker_init_fn=None)[0]
+    dataset = SegmentationDataset(same_photo_eight_times, train_transform(AUGMENT, 64, 1))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=2)
+    first_epoch = [images.numpy().tobytes() for images, _ in loader]
     assert first_epoch[0] == first_epoch[1]
+
+
+def test_the_draws_do_not_depend_on_the_workers(same_photo_eight_times):
+    in_process = epochs(same_photo_eight_times, seed=7, workers=0, n_epochs=3)
+    assert epochs(same_photo_eight_times, seed=7, workers=2, n_epochs=3) == in_process
+    assert epochs(same_photo_eight_times, seed=7, workers=2, n_epochs=3, persistent=True) == in_process
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -1,4 +1,4 @@
-"""Augmentation (albumentations 2.0.8, with the per-worker reseeding it needs) and input normalisation."""
+"""Augmentation (albumentations 2.0.8, seeded per sample) and input normalisation."""
 
 from __future__ import annotations
 
@@ -65,13 +65,24 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255 - mean) / std
 
 
-def seed_worker(worker_id: int) -> None:
-    """DataLoader worker_init_fn: reseed the dataset's transform from the worker's own torch seed.
+def sample_seed(epoch_seed: int, index: int) -> int:
+    """The seed of one sample's augmentation in one epoch."""
+    return int(np.random.SeedSequence([epoch_seed, index]).generate_state(1)[0])
 
-    Every worker starts with a copy of the same Compose, so without this all workers, and every
-    epoch (workers are re-forked), would draw identical augmentations. torch gives each worker
-    base_seed + worker_id, with base_seed drawn per epoch from the loader's generator.
+
+class AugmentationSeeds(torch.utils.data.Sampler):
+    """Wraps a sampler to yield `(index, seed)` pairs, the seed a function of (epoch seed, index) alone.
+
+    albumentations keeps its random state in the transform, and each DataLoader worker holds its own
+    copy, so without this the draws would depend on the number of workers (and all workers would start
+    from the same state). Seeding each sample makes them the same with 0, 2 or 8 workers, persistent or not.
     """
-    info = torch.utils.data.get_worker_info()
-    if info.dataset.transform is not None:
-        reseed(info.dataset.transform, info.seed)
+
+    def __init__(self, sampler):
+        self.sampler, self.epoch_seed = sampler, 0
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        return ((index, sample_seed(self.epoch_seed, index)) for index in self.sampler)

@@ -18,7 +18,7 @@ from petseg.augment import normalize, train_transform
 from petseg.data import SegmentationDataset, Split, load_pair, pair_paths
 from petseg.losses import DiceBCELoss
 from petseg.models import build_model
-from petseg.train import autocast, make_loader, make_optimizer, run_epoch
+from petseg.train import autocast, cuda_determinism, make_loader, make_optimizer, run_epoch, use_amp
 
 
 class DecodingDataset(SegmentationDataset):
@@ -30,10 +30,9 @@ class DecodingDataset(SegmentationDataset):
     def __len__(self) -> int:
         return len(self.stems)
 
-    def __getitem__(self, index: int):
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         image, mask, _ = load_pair(*pair_paths(self.raw_dir, self.stems[index]), self.size)
-        out = self.transform(image=image, mask=mask)
-        return torch.from_numpy(out["image"].transpose(2, 0, 1).copy()), torch.from_numpy(out["mask"][None].copy())
+        return image, mask
 
 
 def median_rate(func, n_items: int, repeats: int, warmup: int = 1) -> float:
@@ -53,18 +52,42 @@ def loader_rate(dataset, batch_size: int, workers: int, repeats: int) -> float:
     return median_rate(lambda: [None for _ in loader], len(loader) * batch_size, repeats)
 
 
-def step_rate(name: str, arch: dict, size: int, batch_size: int, device: torch.device, channels_last: bool,
-              amp: bool, repeats: int, steps: int = 5) -> float:
-    """Training steps (forward, Dice+BCE, backward, Adam) per second, in images; petseg's path
-    (channels_last) also uses the fused Adam."""
+def path_settings(train_params: dict, device: torch.device, petseg: bool) -> dict:
+    """What a path trains with: torch's defaults (fp32, NCHW, Adam's loop over tensors), or petseg's
+    train params (channels_last, fused Adam, AMP, deterministic or fastest GPU kernels)."""
+    if not petseg:
+        return {"channels_last": False, "fused_adam": False, "amp": False, "deterministic": None,
+                "persistent_workers": False}
+    return {"channels_last": train_params["channels_last"], "fused_adam": train_params["fused_adam"],
+            "persistent_workers": train_params["persistent_workers"],
+            "amp": use_amp(train_params["amp"], device),
+            "deterministic": train_params["deterministic"] if device.type == "cuda" else None}
+
+
+def prepare(name: str, arch: dict, device: torch.device, settings: dict):
+    """A fresh model, its Adam and the loss, set up as `settings` says."""
+    if settings["deterministic"] is None:  # torch's defaults
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = torch.backends.cudnn.deterministic = False
+            torch.use_deterministic_algorithms(False)
+    else:
+        cuda_determinism(device, settings["deterministic"])
     torch.manual_seed(0)
     model = build_model(name, arch).to(device)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    optimizer, loss_fn = make_optimizer(model.parameters(), 1e-3, fused=channels_last), DiceBCELoss()
+    if settings["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    return model, make_optimizer(model.parameters(), 1e-3, settings["fused_adam"]), DiceBCELoss()
+
+
+def step_rate(name: str, arch: dict, size: int, batch_size: int, device: torch.device, settings: dict,
+              repeats: int, steps: int = 5) -> float:
+    """Training steps (forward, Dice+BCE, backward, Adam) per second, in images."""
+    model, optimizer, loss_fn = prepare(name, arch, device, settings)
+    fmt = torch.channels_last if settings["channels_last"] else torch.contiguous_format
     images = normalize(torch.randint(0, 255, (batch_size, 3, size, size), dtype=torch.uint8, device=device))
     images = images.contiguous(memory_format=fmt)
     masks = (torch.rand(batch_size, 1, size, size, device=device) > 0.5).float()
+    amp = settings["amp"]
     scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda" and not torch.cuda.is_bf16_supported())
 
     def run():
@@ -92,21 +115,20 @@ def inference_rate(name: str, arch: dict, size: int, batch_size: int, device: to
     return median_rate(run, batch_size, repeats)
 
 
-def epoch_seconds(dataset, valid: Split, name: str, arch: dict, batch_size: int, workers: int,
-                  channels_last: bool, device: torch.device, repeats: int) -> float:
+def epoch_seconds(train_set, valid_set, name: str, arch: dict, batch_size: int, workers: int,
+                  settings: dict, device: torch.device, repeats: int) -> float:
     """A whole epoch: loader, training steps and validation; median seconds."""
-    torch.manual_seed(0)
-    model = build_model(name, arch).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer, loss_fn = make_optimizer(model.parameters(), 1e-3, fused=channels_last), DiceBCELoss()
+    model, optimizer, loss_fn = prepare(name, arch, device, settings)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    train_loader = make_loader(dataset, batch_size, True, workers, seed=0)
-    valid_loader = make_loader(SegmentationDataset(valid), batch_size, False, 0, seed=0)
+    train_loader = make_loader(train_set, batch_size, True, workers, 0, persistent=settings["persistent_workers"])
+    valid_loader = make_loader(valid_set, batch_size, False, 0, seed=0)
+    cl, amp = settings["channels_last"], settings["amp"]
+    scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda" and not torch.cuda.is_bf16_supported())
 
     def run():
-        run_epoch(model, train_loader, loss_fn, device, channels_last, 1, optimizer=optimizer, scheduler=scheduler)
-        run_epoch(model, valid_loader, loss_fn, device, channels_last, 1)
+        run_epoch(model, train_loader, loss_fn, device, cl, 1, optimizer=optimizer, scheduler=scheduler, amp=amp,
+                  scaler=scaler)
+        run_epoch(model, valid_loader, loss_fn, device, cl, 1, amp=amp)
     return 1 / median_rate(run, 1, repeats)
 
 
@@ -145,25 +167,27 @@ def run_bench(raw_dir: Path, train: Split, valid: Split, params: dict, repeats: 
     size, batch, workers = train.images.shape[1], params["train"]["batch_size"], params["train"]["num_workers"]
     archs = {"unet": {"base_channels": params["unet"]["base_channels"]},
              "resnet34_unet": {"decoder_channels": params["resnet34_unet"]["decoder_channels"]}}
-    amp = device.type == "cuda"  # on the CPU bf16 autocast measured slower, so petseg leaves it off there
+    plain, lean = (path_settings(params["train"], device, petseg) for petseg in (False, True))
     transform = train_transform(params["augment"], size, 0)
     straightforward = DecodingDataset(raw_dir, train.stems, size, transform)
-    lean = SegmentationDataset(train, transform)
+    arrays = SegmentationDataset(train, transform)
     result = {"machine": machine(), "device": str(device), "image_size": size, "batch_size": batch,
-              "num_workers": workers, "repeats": repeats}
+              "num_workers": workers, "repeats": repeats, "petseg_settings": lean}
     result["input_pipeline_img_per_s"] = {
         "decode_per_sample": loader_rate(straightforward, batch, workers, repeats),
-        "preprocessed_arrays": loader_rate(lean, batch, workers, repeats)}
+        "preprocessed_arrays": loader_rate(arrays, batch, workers, repeats)}
     result["train_step_img_per_s"] = {}
     for name, arch in archs.items():
         for px in (128, 256):
-            plain = step_rate(name, arch, px, batch, device, False, False, repeats)
-            tuned = step_rate(name, arch, px, batch, device, True, amp, repeats)
-            result["train_step_img_per_s"][f"{name}@{px}"] = {"fp32_nchw": plain, "petseg": tuned,
-                                                              "speedup": tuned / plain}
+            slow = step_rate(name, arch, px, batch, device, plain, repeats)
+            fast = step_rate(name, arch, px, batch, device, lean, repeats)
+            result["train_step_img_per_s"][f"{name}@{px}"] = {"fp32_nchw": slow, "petseg": fast,
+                                                              "speedup": fast / slow}
     name, arch = "unet", archs["unet"]
-    slow = epoch_seconds(straightforward, valid, name, arch, batch, workers, False, device, repeats)
-    fast = epoch_seconds(lean, valid, name, arch, batch, workers, True, device, repeats)
+    # The straightforward epoch decodes the validation photos per sample too, as the seed did.
+    slow = epoch_seconds(straightforward, DecodingDataset(raw_dir, valid.stems, size, None), name, arch, batch,
+                         workers, plain, device, repeats)
+    fast = epoch_seconds(arrays, SegmentationDataset(valid), name, arch, batch, workers, lean, device, repeats)
     result["epoch_seconds"] = {"model": name, "straightforward": slow, "petseg": fast, "speedup": slow / fast}
     result["inference_img_per_s"] = {name: inference_rate(name, arch, size, params["evaluate"]["batch_size"],
                                                           device, repeats) for name, arch in archs.items()}
@@ -172,11 +196,22 @@ def run_bench(raw_dir: Path, train: Split, valid: Split, params: dict, repeats: 
     return result
 
 
+def settings_text(settings: dict, workers: int) -> str:
+    words = ["channels_last" if settings["channels_last"] else "NCHW"]
+    if workers:
+        words.append("persistent workers" if settings["persistent_workers"] else "workers re-forked each epoch")
+    words += ["fused Adam" if settings["fused_adam"] else "Adam", "AMP" if settings["amp"] else "fp32"]
+    if settings["deterministic"] is not None:
+        words.append("deterministic kernels" if settings["deterministic"] else "cudnn.benchmark")
+    return ", ".join(words)
+
+
 def table(result: dict) -> str:
     m = result["machine"]
     where = m.get("gpu") or f"CPU {m['cpu']}, {m['threads']} threads"
     lines = [f"`petseg bench` on {where}, torch {m['torch']}; {result['image_size']} px, batch "
-             f"{result['batch_size']}, {result['num_workers']} loader workers, median of {result['repeats']}", "",
+             f"{result['batch_size']}, {result['num_workers']} loader workers, median of {result['repeats']}; "
+             f"petseg = {settings_text(result['petseg_settings'], result['num_workers'])}", "",
              "| what | straightforward | petseg | ratio |", "| --- | --- | --- | --- |"]
     ip = result["input_pipeline_img_per_s"]
     lines.append(f"| input pipeline, img/s | {ip['decode_per_sample']:.1f} (decode JPEG per sample) | "

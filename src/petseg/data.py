@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from petseg.augment import reseed
 from petseg.io import atomic_path, write_csv
 from petseg.progress import progress
 
@@ -187,7 +188,11 @@ def load_split(processed_dir: Path, split: str) -> Split:
 
 
 class SegmentationDataset(torch.utils.data.Dataset):
-    """(image, mask) uint8 tensors (3,H,W) and (1,H,W), through an optional albumentations transform."""
+    """(image, mask) uint8 tensors (3,H,W) and (1,H,W), through an optional albumentations transform.
+
+    Indexed by `i`, or by `(i, seed)` (see `AugmentationSeeds`): the transform is then reseeded first,
+    so a sample's augmentation depends on its seed alone, not on the worker or the samples before it.
+    """
 
     def __init__(self, split: Split, transform=None):
         self.split, self.transform = split, transform
@@ -195,9 +200,15 @@ class SegmentationDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.split.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = np.asarray(self.split.images[index]), np.asarray(self.split.masks[index])
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.split.images[index]), np.asarray(self.split.masks[index])
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        image, mask = self.load(index)
         if self.transform is not None:
+            if seed is not None:
+                reseed(self.transform, seed)
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         return torch.from_numpy(image.transpose(2, 0, 1).copy()), torch.from_numpy(mask[None].copy())

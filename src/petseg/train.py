@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler, Subset
 
-from petseg.augment import normalize, reseed, seed_worker, train_transform
+from petseg.augment import AugmentationSeeds, normalize, train_transform
 from petseg.data import SegmentationDataset, Split
 from petseg.io import atomic_path
 from petseg.losses import DiceBCELoss
@@ -33,10 +33,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
-    """Each epoch's randomness (shuffle, augmentation) is a function of (seed, epoch, rank) alone, so
-    a resumed run draws exactly what an uninterrupted one would have."""
-    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Each epoch's randomness (shuffle, augmentation) is a function of (seed, epoch) alone, so a resumed
+    run draws exactly what an uninterrupted one would have, and every DDP rank augments a photo alike."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 def setup_distributed() -> tuple[int, int, torch.device]:
@@ -51,20 +51,41 @@ def setup_distributed() -> tuple[int, int, torch.device]:
     return (dist.get_rank() if world > 1 else 0), world, device
 
 
+def cuda_determinism(device: torch.device, deterministic: bool) -> None:
+    """On a GPU, deterministic kernels (byte-identical reruns) or cuDNN's fastest picks (`cudnn.benchmark`).
+    The CPU kernels petseg uses are deterministic already, so the CPU is left alone."""
+    if device.type != "cuda":
+        return
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS reads it at its first call
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
 def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
-                sampler=None) -> DataLoader:
-    # Workers are not persistent: re-forked each epoch, they reseed from that epoch's generator.
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, drop_last=shuffle,
-                      sampler=sampler, num_workers=num_workers, worker_init_fn=seed_worker,
-                      generator=torch.Generator().manual_seed(seed), pin_memory=torch.cuda.is_available())
+                sampler=None, persistent: bool = False) -> DataLoader:
+    """Batches of `dataset`; with a transform, each sample carries its augmentation seed (`start_epoch`
+    sets the epoch's), so the run is the same for any number of workers, persistent or not."""
+    generator = torch.Generator().manual_seed(seed)  # the shuffle, reseeded by start_epoch
+    if sampler is None:
+        sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    if getattr(dataset, "transform", None) is not None:
+        sampler = AugmentationSeeds(sampler)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=shuffle, num_workers=num_workers,
+                      persistent_workers=persistent and num_workers > 0, generator=generator,
+                      pin_memory=torch.cuda.is_available())
 
 
-def start_epoch(loader: DataLoader, seed: int, epoch: int, rank: int = 0) -> None:
-    loader.generator.manual_seed(epoch_seed(seed, epoch, rank))
-    if isinstance(loader.sampler, DistributedSampler):
-        loader.sampler.set_epoch(epoch)  # the same permutation on every rank, each takes its share
-    if loader.num_workers == 0 and loader.dataset.transform is not None:
-        reseed(loader.dataset.transform, epoch_seed(seed, epoch, rank))
+def start_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
+    """Seed the epoch's shuffle and augmentation from (seed, epoch)."""
+    loader.generator.manual_seed(epoch_seed(seed, epoch))
+    sampler = loader.sampler
+    if isinstance(sampler, AugmentationSeeds):
+        sampler.epoch_seed = epoch_seed(seed, epoch)
+        sampler = sampler.sampler
+    if isinstance(sampler, DistributedSampler):
+        sampler.set_epoch(epoch)  # the same permutation on every rank, each takes its share
 
 
 def reduce_epoch(loss: float, counts: torch.Tensor, world: int) -> tuple[float, torch.Tensor]:
@@ -164,6 +185,7 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
     """Train `name` from scratch (or from `resume`, the state saved after each finished epoch)."""
     seed_everything(seed)
     rank, world, device = setup_distributed()
+    cuda_determinism(device, train_params["deterministic"])
     image_size, channels_last = train.images.shape[1], train_params["channels_last"]
     if train_params["batch_size"] % world:
         raise ValueError(f"train.batch_size: {train_params['batch_size']} is not divisible by {world} processes")
@@ -174,7 +196,8 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
     model = DistributedDataParallel(net) if world > 1 else net
     train_set = SegmentationDataset(train, train_transform(augment_params, image_size, seed))
     sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=seed, drop_last=True) if world > 1 else None
-    train_loader = make_loader(train_set, batch_size, True, train_params["num_workers"], seed, sampler)
+    train_loader = make_loader(train_set, batch_size, True, train_params["num_workers"], seed, sampler,
+                               train_params["persistent_workers"])
     valid_set = SegmentationDataset(valid)  # each rank scores its own share; the counts are summed
     valid_loader = make_loader(Subset(valid_set, range(rank, len(valid_set), world)) if world > 1 else valid_set,
                                batch_size, False, 0, seed)
@@ -197,7 +220,7 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
             print(f"{name}: resuming after epoch {len(history)} from {resume}", flush=True)
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
-        start_epoch(train_loader, seed, epoch, rank)
+        start_epoch(train_loader, seed, epoch)
         lr_now = optimizer.param_groups[0]["lr"]
         train_loss, train_counts = reduce_epoch(*run_epoch(
             model, train_loader, loss_fn, device, channels_last, epoch, optimizer=optimizer, scheduler=scheduler,

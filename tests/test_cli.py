@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,30 @@ def test_a_bad_profile_is_refused_with_the_key(tmp_path, text, message):
 def test_the_shipped_full_profile_is_valid():
     args = petseg("profile", "profiles/full.yaml").stdout.split()
     assert "data.source=full" in args and "preprocess.image_size=256" in args and "unet.base_channels=64" in args
+
+
+def test_bench_from_a_saved_run_writes_its_table_into_the_readme(tmp_path):
+    settings = {"channels_last": True, "persistent_workers": True, "fused_adam": True, "amp": True,
+                "deterministic": True}
+    result = {"machine": {"cpu": "x86_64", "threads": 16, "torch": "2.11.0", "python": "3.12", "gpu": "NVIDIA H200"},
+              "device": "cuda", "image_size": 256, "batch_size": 16, "num_workers": 8, "repeats": 5,
+              "petseg_settings": settings,
+              "input_pipeline_img_per_s": {"decode_per_sample": 500.0, "preprocessed_arrays": 1250.0},
+              "train_step_img_per_s": {"unet@256": {"fp32_nchw": 300.0, "petseg": 750.0, "speedup": 2.5}},
+              "epoch_seconds": {"model": "unet", "straightforward": 1.8, "petseg": 0.6, "speedup": 3.0},
+              "inference_img_per_s": {"unet": 1700.0}}
+    saved = tmp_path / "bench.json"
+    saved.write_text(json.dumps(result))
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- bench-gpu:start -->\nold\n<!-- bench-gpu:end -->\nafter\n")
+    committed = (REPO / "metrics" / "bench.json").read_bytes()
+    run = petseg("bench", "--from", str(saved), "--readme", str(readme), "--section", "bench-gpu")
+    assert run.returncode == 0, run.stderr
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("before\n") and text.endswith("after\n")
+    assert "`petseg bench` on NVIDIA H200, torch 2.11.0; 256 px, batch 16, 8 loader workers, median of 5; " \
+           "petseg = channels_last, persistent workers, fused Adam, AMP, deterministic kernels" in text
+    assert "| input pipeline, img/s | 500.0 (decode JPEG per sample) | 1250.0 (uint8 arrays) | 2.50x |" in text
+    assert "| train step unet@256, img/s | 300.0 (fp32 NCHW) | 750.0 | 2.50x |" in text
+    assert "| whole epoch (unet), s | 1.8 | 0.6 | 3.00x |" in text
+    assert (REPO / "metrics" / "bench.json").read_bytes() == committed  # nothing measured, nothing written

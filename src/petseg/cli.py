@@ -208,14 +208,18 @@ def cmd_bench(args, params):
     from petseg.bench import run_bench, table
     from petseg.data import load_split
     from petseg.io import write_json
-    result = run_bench(args.raw, load_split(args.data, "train"), load_split(args.data, "valid"), params,
-                       args.repeats, args.tuning)
+    if args.from_file:  # the table of a saved run, e.g. one from a GPU machine
+        result = json.loads(Path(args.from_file).read_text())
+    else:
+        result = run_bench(args.raw, load_split(args.data, "train"), load_split(args.data, "valid"), params,
+                           args.repeats, args.tuning)
+        write_json(args.out, result)
     print(table(result))
-    write_json(args.out, result)
     if args.readme:
         from petseg.report import update_readme
-        update_readme(args.readme, table(result), section="bench")
-    return f"wrote {args.out}" + (f" and its table into {args.readme}" if args.readme else "")
+        update_readme(args.readme, table(result), section=args.section)
+    done = f"table of {args.from_file}" if args.from_file else f"wrote {args.out}"
+    return done + (f" and its table into {args.readme}" if args.readme else "")
 
 
 def cmd_profile(args, params):
@@ -309,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(2 seeds each; minutes)")
     p.add_argument("--out", type=Path, default=Path("metrics/bench.json"))
     p.add_argument("--readme", type=Path, help="also replace the table between the bench markers of this file")
+    p.add_argument("--section", default="bench", help="the markers' name in --readme (default: %(default)s)")
+    p.add_argument("--from", dest="from_file", type=Path, metavar="JSON",
+                   help="measure nothing: print (and with --readme, write) the table of a saved bench JSON")
     p = stage("profile", cmd_profile, "print the `-S key=value` arguments of dvc exp run that switch to a "
               "profile, after checking the result. Example: dvc exp run -n full $(petseg profile profiles/full.yaml)")
     p.add_argument("profile", type=Path, help="a YAML file with the params to change, e.g. profiles/full.yaml")

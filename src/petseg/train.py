@@ -146,7 +146,7 @@ def run_epoch(model, loader, loss_fn, device, channels_last, epoch, threshold=0.
     model.train(optimizer is not None)
     total_loss, n_images, counts = 0.0, 0, []
     scaler = scaler or torch.amp.GradScaler(enabled=False)
-    with torch.set_grad_enabled(optimizer is not None):
+    with nullcontext() if optimizer is not None else torch.inference_mode():  # validation keeps no autograd state
         for batch_index, batch in enumerate(progress(loader, desc, len(loader), "batch"), 1):
             images, masks = to_device(batch, device, channels_last)
             with autocast(device, amp):

@@ -2,9 +2,11 @@
 # The GPU check, on any one-GPU machine with torch: `bash benchmarks/gpu.sh OUT_DIR`.
 # 1. `petseg bench` at the full-scale profile (profiles/full.yaml on the shipped sample, 256 px), with
 #    deterministic kernels (the default) and with cudnn.benchmark; 2. the UNet-64 trained twice for
-#    3 epochs (byte-identical checkpoints?), once without AMP, then evaluated (TTA, inference_mode);
-# 3. both models trained for 20 epochs at full scale on the sample and evaluated.
-# Without the package installed it runs from src/; wheels in .whl/ (see README) are installed first.
+#    3 epochs (byte-identical checkpoints?) and once without AMP; 3. both models trained for 20 epochs
+#    at full scale on the sample (lr 1e-3, no tuning) and evaluated (flip TTA, inference_mode).
+# Without the package installed it runs from src/. On a machine that has torch but not petseg's other
+# dependencies (the lent H200 had none of albumentations, optuna and their needs), put their wheels
+# in .whl/ (pip download --python-version of that machine) and they are installed to /tmp/site first.
 set -uo pipefail
 out=${1:-${OUT:-/tmp/petseg-gpu}}
 mkdir -p "$out"

@@ -18,7 +18,8 @@ from petseg.augment import normalize, train_transform
 from petseg.data import SegmentationDataset, Split, load_pair, pair_paths
 from petseg.losses import DiceBCELoss
 from petseg.models import build_model
-from petseg.train import autocast, cuda_determinism, make_loader, make_optimizer, run_epoch, use_amp
+from petseg.train import (autocast, cuda_determinism, grad_scaler, make_loader, make_optimizer, run_epoch,
+                          use_amp)
 
 
 class DecodingDataset(SegmentationDataset):
@@ -88,7 +89,7 @@ def step_rate(name: str, arch: dict, size: int, batch_size: int, device: torch.d
     images = images.contiguous(memory_format=fmt)
     masks = (torch.rand(batch_size, 1, size, size, device=device) > 0.5).float()
     amp = settings["amp"]
-    scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    scaler = grad_scaler(device, amp)
 
     def run():
         for _ in range(steps):
@@ -123,7 +124,7 @@ def epoch_seconds(train_set, valid_set, name: str, arch: dict, batch_size: int, 
     train_loader = make_loader(train_set, batch_size, True, workers, 0, persistent=settings["persistent_workers"])
     valid_loader = make_loader(valid_set, batch_size, False, 0, seed=0)
     cl, amp = settings["channels_last"], settings["amp"]
-    scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    scaler = grad_scaler(device, amp)
 
     def run():
         run_epoch(model, train_loader, loss_fn, device, cl, 1, optimizer=optimizer, scheduler=scheduler, amp=amp,

@@ -79,10 +79,11 @@ def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed:
 
 def start_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
     """Seed the epoch's shuffle and augmentation from (seed, epoch)."""
-    loader.generator.manual_seed(epoch_seed(seed, epoch))
+    this_epoch = epoch_seed(seed, epoch)
+    loader.generator.manual_seed(this_epoch)
     sampler = loader.sampler
     if isinstance(sampler, AugmentationSeeds):
-        sampler.epoch_seed = epoch_seed(seed, epoch)
+        sampler.epoch_seed = this_epoch
         sampler = sampler.sampler
     if isinstance(sampler, DistributedSampler):
         sampler.set_epoch(epoch)  # the same permutation on every rank, each takes its share
@@ -124,6 +125,11 @@ def autocast(device: torch.device, enabled: bool):
         return nullcontext()
     dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast(device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 autocast (a GPU without bf16); disabled, a no-op, otherwise."""
+    return torch.amp.GradScaler(enabled=amp and device.type == "cuda" and not torch.cuda.is_bf16_supported())
 
 
 def use_amp(setting: str, device: torch.device) -> bool:
@@ -204,8 +210,7 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
     loss_fn = DiceBCELoss(train_params["dice_weight"], train_params["bce_weight"])
     optimizer = make_optimizer(model.parameters(), lr, train_params["fused_adam"])
     amp = use_amp(train_params["amp"], device)
-    fp16 = amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
-    scaler = torch.amp.GradScaler(enabled=fp16)
+    scaler = grad_scaler(device, amp)
     scheduler = make_scheduler(optimizer, train_params["scheduler"], lr, epochs * len(train_loader),
                                train_params["warmup_fraction"])
     run_id = fingerprint(name, arch, lr, epochs, seed, train_params, augment_params, train.stems, valid.stems, world)

@@ -45,16 +45,47 @@ def make_project(root: Path, processed: Path, **changes) -> Path:
     return root
 
 
-def start(root: Path, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "petseg", *args], cwd=root, stdout=subprocess.PIPE,
+def start(root: Path, *args, pause_in_epoch: int | None = None) -> subprocess.Popen:
+    """`petseg ARGS` in `root`; with `pause_in_epoch` N, it stops after the first batch of the N-th training
+    epoch it runs (counting across tuning trials), touches `root/paused` and waits there to be signalled.
+    So a test interrupts it at a known point however fast the machine is."""
+    command = ["-m", "petseg"] if pause_in_epoch is None else ["-c", PAUSED_RUN, str(pause_in_epoch)]
+    return subprocess.Popen([sys.executable, *command, *args], cwd=root, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(condition, timeout=120.0):
+PAUSED_RUN = """
+import itertools, sys, time
+from pathlib import Path
+import petseg.train
+from petseg.cli import main
+
+pause_in, epochs = int(sys.argv[1]), itertools.count(1)
+real_progress = petseg.train.progress
+
+def progress(iterable, desc, *args, **kwargs):
+    if " epoch " not in desc or next(epochs) != pause_in:  # validation passes have no desc
+        return real_progress(iterable, desc, *args, **kwargs)
+    def first_batch_then_wait():
+        for index, batch in enumerate(iterable):
+            if index == 1:  # one optimizer step into the epoch
+                Path("paused").touch()
+                while True:
+                    time.sleep(0.05)
+            yield batch
+    return first_batch_then_wait()
+
+petseg.train.progress = progress
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def wait_for(condition, timeout=900.0):
+    """Poll `condition`; the timeout only keeps a broken run from hanging the suite, it is not a speed check."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
 def outputs(root: Path) -> dict:
@@ -71,12 +102,12 @@ def test_sigkill_mid_epoch_then_rerun_ends_exactly_like_an_uninterrupted_run(pro
 
     killed = make_project(tmp_path / "killed", processed)
     resume = killed / "models/unet.resume.pt"
-    proc = start(killed, "train", "--model", "unet")
-    wait_for(resume.exists)  # epoch 1 is done and saved: kill it in the middle of epoch 2
+    proc = start(killed, "train", "--model", "unet", pause_in_epoch=2)
+    wait_for((killed / "paused").exists)  # epoch 1 is done and saved: kill it in the middle of epoch 2
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "models/unet.pt").exists()  # nothing that looks finished
-    assert len(torch.load(resume, weights_only=True)["history"]) < EPOCHS
+    assert len(torch.load(resume, weights_only=True)["history"]) == 1
     rerun = start(killed, "train", "--model", "unet")
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
@@ -95,8 +126,8 @@ def test_a_resume_state_from_other_settings_is_not_reused(processed, tmp_path):
     first = outputs(root)
     # a stale state of another run (other lr) sits where the resume state goes
     stale = make_project(tmp_path / "stale", processed, unet={"epochs": 3})
-    proc = start(stale, "train", "--model", "unet")
-    wait_for((stale / "models/unet.resume.pt").exists)
+    proc = start(stale, "train", "--model", "unet", pause_in_epoch=2)
+    wait_for((stale / "paused").exists)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (root / "models/unet.resume.pt").write_bytes((stale / "models/unet.resume.pt").read_bytes())
@@ -119,12 +150,12 @@ def finished_trials(db: Path) -> list[tuple]:
 def test_killed_tuning_keeps_finished_trials_and_runs_only_the_missing(processed, tmp_path):
     root = make_project(tmp_path / "tune", processed, resnet34_unet={"decoder_channels": 8})
     db = root / "tune/study.db"
-    proc = start(root, "tune")
-    wait_for(lambda: len(finished_trials(db)) >= 1)
-    proc.send_signal(signal.SIGKILL)  # during the second UNet trial
+    proc = start(root, "tune", pause_in_epoch=3)  # the first epoch of the second UNet trial (2 epochs a trial)
+    wait_for((root / "paused").exists)
+    proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = finished_trials(db)
-    assert 1 <= len(before) < 3
+    assert len(before) == 1
     out, err = start(root, "tune").communicate(timeout=600)
     after = finished_trials(db)
     assert set(before) <= set(after)  # the finished trials are kept as they were
@@ -137,13 +168,12 @@ def test_killed_tuning_keeps_finished_trials_and_runs_only_the_missing(processed
 
 
 def test_ctrl_c_exits_promptly_and_leaves_no_finished_looking_output(processed, tmp_path):
-    root = make_project(tmp_path / "int", processed, unet={"epochs": 50})
-    proc = start(root, "train", "--model", "unet")
-    wait_for((root / "models/unet.resume.pt").exists)
-    sent = time.monotonic()
+    root = make_project(tmp_path / "int", processed)
+    proc = start(root, "train", "--model", "unet", pause_in_epoch=2)
+    wait_for((root / "paused").exists)
+    assert (root / "models/unet.resume.pt").exists()
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 10
+    _, err = proc.communicate(timeout=60)  # prompt: it does not finish the epoch (which never ends here)
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1].startswith("petseg train: interrupted")
     for output in ("models/unet.pt", "metrics/train_unet.json", "plots/train_unet.csv"):

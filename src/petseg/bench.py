@@ -18,8 +18,8 @@ from petseg.augment import normalize, train_transform
 from petseg.data import SegmentationDataset, Split, load_pair, pair_paths
 from petseg.losses import DiceBCELoss
 from petseg.models import build_model
-from petseg.train import (autocast, cuda_determinism, grad_scaler, make_loader, make_optimizer, run_epoch,
-                          use_amp)
+from petseg.device import autocast, grad_scaler, use_amp
+from petseg.train import cuda_determinism, make_loader, make_optimizer, run_epoch
 
 
 class DecodingDataset(SegmentationDataset):

@@ -42,10 +42,13 @@ def cmd_preprocess(args, params):
 
 
 def tune_fingerprint(params: dict, name: str, processed: Path) -> dict:
-    """Everything a trial's result depends on; a change starts a fresh study."""
+    """Everything a trial's result depends on; a change starts a fresh study. The model's architecture, not
+    its `epochs`: trials run `tune.epochs` (dvc.yaml tracks the same keys, so an epochs change reruns no tuning)."""
+    from petseg.models import architecture
     manifest = (Path(processed) / "manifest.csv").read_text()
     tune = {k: v for k, v in params["tune"].items() if k not in ("storage", "heartbeat_seconds")}
-    return {key: params[key] for key in ("seed", "train", "augment", name)} | {"tune": tune, "manifest": manifest}
+    return ({key: params[key] for key in ("seed", "train", "augment")}
+            | {name: architecture(name, params[name]), "tune": tune, "manifest": manifest})
 
 
 def cmd_tune(args, params):
@@ -55,6 +58,7 @@ def cmd_tune(args, params):
     from petseg.tune import best_trial, open_storage, trials_table, tune_model
     train, valid = load_split(args.data, "train"), load_split(args.data, "valid")
     storage = open_storage(params["tune"]["storage"], params["tune"]["heartbeat_seconds"])
+    compute_setup(params, "tune")
     summary = []
     for name in args.model or MODELS:
         study = tune_model(name, architecture(name, params[name]), train, valid, tune_params=params["tune"],
@@ -68,9 +72,12 @@ def cmd_tune(args, params):
     return "best " + "; ".join(summary)
 
 
-def best_device():
-    import torch
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def compute_setup(params: dict, stage: str):
+    """The device and whether to autocast (train.amp), said once on stderr by the stage that uses them."""
+    from petseg.device import best_device, precision_note, use_amp
+    device = best_device()
+    print(f"petseg {stage}: {precision_note(params['train']['amp'], device)}", file=sys.stderr, flush=True)
+    return device, use_amp(params["train"]["amp"], device)
 
 
 def resolve_lr(params: dict, tuned: Path) -> float:
@@ -90,6 +97,7 @@ def cmd_train(args, params):
     from petseg.train import fit
     name, lr, arch = args.model, resolve_lr(params, args.tuned), architecture(args.model, params[args.model])
     train = load_split(args.data, "train")
+    compute_setup(params, "train")
     resume = args.checkpoint.with_suffix(".resume.pt")  # not a DVC output: it must survive a rerun
     result = fit(name, arch, train, load_split(args.data, "valid"), lr=lr, epochs=params[name]["epochs"],
                  seed=params["seed"], train_params=params["train"], augment_params=params["augment"],
@@ -115,15 +123,16 @@ def cmd_evaluate(args, params):
     from petseg.io import write_csv, write_json
     results, split, p = {}, None, params["evaluate"]
     bootstrap = {"samples": p["bootstrap_samples"], "confidence": p["confidence"], "seed": params["seed"]}
+    device, amp = compute_setup(params, "evaluate")
     for path in args.checkpoint:
         model, meta = load_checkpoint(path)
-        model = model.to(best_device())
+        model = model.to(device)
         if args.folder is not None:
             split = load_folder(args.folder, meta["image_size"], args.list)
         elif split is None:
             split = load_split(args.data, "test")
         results[meta["model"]], per_image = evaluate_model(model, split, p["threshold"], p["batch_size"],
-                                                           args.folder or args.raw, bootstrap, p["tta_hflip"])
+                                                           args.folder or args.raw, bootstrap, p["tta_hflip"], amp)
         if args.per_image_dir:
             write_csv(Path(args.per_image_dir) / f"test_dice_{meta['model']}.csv", per_image)
     print(json.dumps(results, indent=2))
@@ -147,11 +156,12 @@ def cmd_visualize(args, params):
     n = min(params["visualize"]["n_images"], len(test.images))
     images = np.asarray(test.images[:n])
     columns = {"truth": np.asarray(test.masks[:n])}
+    device, amp = compute_setup(params, "visualize")
     for path in args.checkpoint:
         model, meta = load_checkpoint(path)
-        model = model.to(best_device())
+        model = model.to(device)
         probabilities, _ = predict_probabilities(model, images, params["evaluate"]["batch_size"],
-                                                 tta_hflip=params["evaluate"]["tta_hflip"])
+                                                 tta_hflip=params["evaluate"]["tta_hflip"], amp=amp)
         columns[meta["model"]] = (probabilities > params["evaluate"]["threshold"]).numpy()
     save_png(prediction_grid(images, columns), args.grid)
     plot_curves({Path(p).stem.removeprefix("train_"): read_history(p) for p in args.history}, args.curves)
@@ -162,10 +172,11 @@ def cmd_predict(args, params):
     from petseg.checkpoint import load_checkpoint
     from petseg.predict import collect_photos, predict_photos
     model, meta = load_checkpoint(args.model)
-    model = model.to(best_device())
+    device, amp = compute_setup(params, "predict")
+    model = model.to(device)
     written, skipped = predict_photos(model, meta["image_size"], collect_photos(args.photos), args.out,
                                       args.batch_size or params["evaluate"]["batch_size"],
-                                      params["evaluate"]["threshold"], params["evaluate"]["tta_hflip"])
+                                      params["evaluate"]["threshold"], params["evaluate"]["tta_hflip"], amp)
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
     if not written and skipped:

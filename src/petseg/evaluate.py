@@ -12,16 +12,18 @@ from torch import nn
 
 from petseg.augment import normalize
 from petseg.data import Split, decode_trimap, load_pair, pair_paths, read_split_list, trimap_to_mask
+from petseg.device import autocast
 from petseg.metrics import confusion_per_image, dice_score, summarize, to_confusion
 from petseg.models import count_parameters
 
 
 @torch.inference_mode()
 def predict_probabilities(model: nn.Module, images: np.ndarray, batch_size: int, channels_last: bool = True,
-                          tta_hflip: bool = False) -> tuple[torch.Tensor, float]:
+                          tta_hflip: bool = False, amp: bool = False) -> tuple[torch.Tensor, float]:
     """Sigmoid probabilities (N, H, W) for uint8 photos, and the seconds spent in the model.
 
-    With `tta_hflip`, the mean of the probabilities of each photo and of its mirror image (mirrored back).
+    With `tta_hflip`, the mean of the probabilities of each photo and of its mirror image (mirrored back);
+    with `amp`, the model runs under autocast, as in training (`train.autocast`).
     """
     device = next(model.parameters()).device
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -31,10 +33,11 @@ def predict_probabilities(model: nn.Module, images: np.ndarray, batch_size: int,
         batch = torch.from_numpy(np.array(images[start:start + batch_size])).permute(0, 3, 1, 2)  # a copy: memmaps are read-only
         batch = normalize(batch.to(device)).contiguous(memory_format=memory_format)
         begin = time.perf_counter()
-        probability = torch.sigmoid(model(batch).float())
-        if tta_hflip:
-            mirrored = torch.sigmoid(model(batch.flip(-1)).float()).flip(-1)
-            probability = (probability + mirrored) / 2
+        with autocast(device, amp):
+            probability = torch.sigmoid(model(batch).float())
+            if tta_hflip:
+                mirrored = torch.sigmoid(model(batch.flip(-1)).float()).flip(-1)
+                probability = (probability + mirrored) / 2
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds += time.perf_counter() - begin
@@ -71,14 +74,14 @@ def original_resolution_counts(probabilities: torch.Tensor, stems: list[str], ra
 
 
 def evaluate_model(model: nn.Module, split: Split, threshold: float, batch_size: int, raw_dir: Path | None = None,
-                   bootstrap: dict | None = None, tta_hflip: bool = False) -> tuple[dict, list[dict]]:
+                   bootstrap: dict | None = None, tta_hflip: bool = False, amp: bool = False) -> tuple[dict, list[dict]]:
     """The evaluate.json entry of one model on one split, and each image's own Dice.
 
     With `raw_dir`, Dice is also scored at each photo's original resolution (trimaps unresized);
     with `bootstrap` ({samples, confidence, seed}), a percentile interval of the Dice over images.
     `inference_ms_per_image` includes the mirrored pass when `tta_hflip` is on.
     """
-    probabilities, seconds = predict_probabilities(model, split.images, batch_size, tta_hflip=tta_hflip)
+    probabilities, seconds = predict_probabilities(model, split.images, batch_size, tta_hflip=tta_hflip, amp=amp)
     counts = confusion_per_image(probabilities > threshold, torch.from_numpy(np.array(split.masks)) > 0)
     per_image = [{"stem": stem, "dice": dice_score(to_confusion(row))} for stem, row in zip(split.stems, counts)]
     summary = summarize(counts)

@@ -28,7 +28,7 @@ def collect_photos(inputs: list[Path]) -> list[Path]:
 
 
 def predict_photos(model, image_size: int, photos: list[Path], out_dir: Path, batch_size: int,
-                   threshold: float, tta_hflip: bool = False) -> tuple[list[Path], list[str]]:
+                   threshold: float, tta_hflip: bool = False, amp: bool = False) -> tuple[list[Path], list[str]]:
     """Write <stem>_mask.png (0/255) and <stem>_overlay.png per photo; returns written, skipped reasons."""
     written, skipped = [], []
     for start in range(0, len(photos), batch_size):
@@ -43,7 +43,7 @@ def predict_photos(model, image_size: int, photos: list[Path], out_dir: Path, ba
             inputs.append(np.asarray(photo.resize((image_size, image_size), Image.Resampling.BILINEAR)))
         if not batch:
             continue
-        probabilities, _ = predict_probabilities(model, np.stack(inputs), batch_size, tta_hflip=tta_hflip)
+        probabilities, _ = predict_probabilities(model, np.stack(inputs), batch_size, tta_hflip=tta_hflip, amp=amp)
         for (path, photo), probability in zip(batch, probabilities.numpy()):
             # probabilities, not the thresholded mask, are scaled back: smoother edges at full size
             mask = upscale_mask(probability, photo.size, threshold)

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sequ
 
 from petseg.augment import AugmentationSeeds, normalize, train_transform
 from petseg.data import SegmentationDataset, Split
+from petseg.device import autocast, best_device, grad_scaler, use_amp
 from petseg.io import atomic_path
 from petseg.losses import DiceBCELoss
 from petseg.metrics import confusion_per_image, dice_score, to_confusion
@@ -43,7 +44,7 @@ def setup_distributed() -> tuple[int, int, torch.device]:
     """Rank, world size and device; under `torchrun` joins the process group (NCCL on GPU, gloo on CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else best_device()
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
@@ -117,24 +118,6 @@ def make_scheduler(optimizer, name: str, lr: float, total_steps: int, warmup_fra
 def make_optimizer(parameters, lr: float, fused: bool) -> torch.optim.Adam:
     """Adam; `fused` updates all tensors in one kernel (CPU and GPU), instead of a loop of small ops."""
     return torch.optim.Adam(parameters, lr=lr, fused=fused or None)
-
-
-def autocast(device: torch.device, enabled: bool):
-    """Mixed precision: bf16 where the device has it, else fp16 (which needs a GradScaler)."""
-    if not enabled:
-        return nullcontext()
-    dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler:
-    """Loss scaling for fp16 autocast (a GPU without bf16); disabled, a no-op, otherwise."""
-    return torch.amp.GradScaler(enabled=amp and device.type == "cuda" and not torch.cuda.is_bf16_supported())
-
-
-def use_amp(setting: str, device: torch.device) -> bool:
-    """train.amp: auto (on a GPU only; on this CPU bf16 measured slower), on, off."""
-    return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 
 def to_device(batch, device: torch.device, channels_last: bool):
@@ -213,7 +196,8 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
     scaler = grad_scaler(device, amp)
     scheduler = make_scheduler(optimizer, train_params["scheduler"], lr, epochs * len(train_loader),
                                train_params["warmup_fraction"])
-    run_id = fingerprint(name, arch, lr, epochs, seed, train_params, augment_params, train.stems, valid.stems, world)
+    run_id = fingerprint(name, arch, lr, epochs, seed, train_params, augment_params, train.stems, valid.stems, world,
+                         amp)  # train.amp auto decides by machine: a state of the other precision is not resumed
     history, best_state, best_epoch = [], None, 0
     if resume is not None and Path(resume).is_file():
         state = torch.load(resume, map_location=device, weights_only=True)

@@ -100,6 +100,23 @@ def test_second_repro_runs_nothing(project):
     assert stages_run(run(["dvc", "repro"], project)) == set()
 
 
+def test_an_epochs_change_reruns_that_training_and_no_tuning(project):
+    original = (project / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["unet"]["epochs"] += 1
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        changed = set(json.loads(run(["dvc", "status", "--json"], project)))
+        assert "tune" not in changed and "train_resnet34_unet" not in changed, changed
+        assert "train_unet" in changed
+        # the study a tune run would open is the same one: its finished trials count
+        from petseg.cli import tune_fingerprint
+        before = tune_fingerprint(yaml.safe_load(original), "unet", project / "data" / "processed")
+        assert tune_fingerprint(params, "unet", project / "data" / "processed") == before
+    finally:
+        (project / "params.yaml").write_text(original)
+
+
 TIMED = {"metrics/evaluate.json", "metrics/train_unet.json", "metrics/train_resnet34_unet.json",
          "metrics/tune_unet.json", "metrics/tune_resnet34_unet.json",
          "plots/train_unet.csv", "plots/train_resnet34_unet.csv"}  # hold wall-clock timings

@@ -18,7 +18,7 @@ from petseg.augment import normalize, train_transform
 from petseg.data import SegmentationDataset, Split, load_pair, pair_paths
 from petseg.losses import DiceBCELoss
 from petseg.models import build_model
-from petseg.device import autocast, grad_scaler, use_amp
+from petseg.device import autocast, best_device, cpu_description, grad_scaler, precision_name, use_amp
 from petseg.train import cuda_determinism, make_loader, make_optimizer, run_epoch
 
 
@@ -55,13 +55,13 @@ def loader_rate(dataset, batch_size: int, workers: int, repeats: int) -> float:
 
 def path_settings(train_params: dict, device: torch.device, petseg: bool) -> dict:
     """What a path trains with: torch's defaults (fp32, NCHW, Adam's loop over tensors), or petseg's
-    train params (channels_last, fused Adam, AMP, deterministic or fastest GPU kernels)."""
+    train params (channels_last, fused Adam, AMP as train.amp chooses, deterministic or fastest GPU kernels)."""
     if not petseg:
         return {"channels_last": False, "fused_adam": False, "amp": False, "deterministic": None,
                 "persistent_workers": False}
     return {"channels_last": train_params["channels_last"], "fused_adam": train_params["fused_adam"],
             "persistent_workers": train_params["persistent_workers"],
-            "amp": use_amp(train_params["amp"], device),
+            "amp": use_amp(train_params["amp"], device), "precision": precision_name(train_params["amp"], device),
             "deterministic": train_params["deterministic"] if device.type == "cuda" else None}
 
 
@@ -105,19 +105,21 @@ def step_rate(name: str, arch: dict, size: int, batch_size: int, device: torch.d
 
 
 @torch.inference_mode()
-def inference_rate(name: str, arch: dict, size: int, batch_size: int, device: torch.device, repeats: int) -> float:
+def inference_rate(name: str, arch: dict, size: int, batch_size: int, device: torch.device, repeats: int,
+                   amp: bool = False) -> float:
     model = build_model(name, arch).to(device).eval().to(memory_format=torch.channels_last)
     images = torch.randn(batch_size, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
 
     def run():
-        model(images)
+        with autocast(device, amp):
+            model(images)
         if device.type == "cuda":
             torch.cuda.synchronize()
     return median_rate(run, batch_size, repeats)
 
 
 def epoch_seconds(train_set, valid_set, name: str, arch: dict, batch_size: int, workers: int,
-                  settings: dict, device: torch.device, repeats: int) -> float:
+                  settings: dict, device: torch.device, repeats: int, warmup: int = 1) -> float:
     """A whole epoch: loader, training steps and validation; median seconds."""
     model, optimizer, loss_fn = prepare(name, arch, device, settings)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
@@ -130,7 +132,7 @@ def epoch_seconds(train_set, valid_set, name: str, arch: dict, batch_size: int, 
         run_epoch(model, train_loader, loss_fn, device, cl, 1, optimizer=optimizer, scheduler=scheduler, amp=amp,
                   scaler=scaler)
         run_epoch(model, valid_loader, loss_fn, device, cl, 1, amp=amp)
-    return 1 / median_rate(run, 1, repeats)
+    return 1 / median_rate(run, 1, repeats, warmup)
 
 
 def tuning_cost(train: Split, valid: Split, params: dict, seeds=(0, 1)) -> list[dict]:
@@ -155,16 +157,54 @@ def tuning_cost(train: Split, valid: Split, params: dict, seeds=(0, 1)) -> list[
     return rows
 
 
+def precision_steps(archs: dict, sizes: list[tuple[int, int]], device: torch.device, repeats: int) -> dict:
+    """Training-step images/s of each model at each (size, batch) in fp32 and bf16 autocast, NCHW and
+    channels_last: where the precision and the layout pay on this machine."""
+    rows = {}
+    for name, arch in archs.items():
+        for size, batch in sizes:
+            rates = {}
+            for amp in (False, True):
+                for channels_last in (False, True):
+                    settings = {"channels_last": channels_last, "fused_adam": True, "amp": amp, "deterministic": None}
+                    key = ("bf16" if amp else "fp32") + ("_channels_last" if channels_last else "_nchw")
+                    rates[key] = step_rate(name, arch, size, batch, device, settings, repeats)
+            rows[f"{name}@{size}, batch {batch}"] = rates
+    return rows
+
+
+def full_data_epoch(folder: Path, params: dict, arch: dict, plain: dict, lean: dict, device: torch.device,
+                    size: int = 128) -> dict:
+    """One UNet epoch over the whole trainval split of `folder` (official layout) at `size` px, each way once."""
+    import tempfile
+
+    from petseg.data import load_split, preprocess
+    batch, workers = params["train"]["batch_size"], params["train"]["num_workers"]
+    with tempfile.TemporaryDirectory() as tmp:
+        preprocess(folder, Path(tmp), size, params["preprocess"]["valid_fraction"], params["seed"],
+                   workers=params["preprocess"]["num_workers"])
+        train, valid = load_split(Path(tmp), "train"), load_split(Path(tmp), "valid")
+        transform = train_transform(params["augment"], size, 0)
+        slow = epoch_seconds(DecodingDataset(folder, train.stems, size, transform),
+                             DecodingDataset(folder, valid.stems, size, None), "unet", arch, batch, workers, plain,
+                             device, repeats=1, warmup=0)
+        fast = epoch_seconds(SegmentationDataset(train, transform), SegmentationDataset(valid), "unet", arch, batch,
+                             workers, lean, device, repeats=1, warmup=0)
+    return {"folder": str(folder), "image_size": size, "train_photos": len(train.stems),
+            "valid_photos": len(valid.stems), "straightforward": slow, "petseg": fast, "speedup": slow / fast}
+
+
 def machine() -> dict:
-    info = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    info = {"cpu": cpu_description(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
 
 
-def run_bench(raw_dir: Path, train: Split, valid: Split, params: dict, repeats: int, tuning: bool = False) -> dict:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def run_bench(raw_dir: Path, train: Split, valid: Split, params: dict, repeats: int, tuning: bool = False,
+              full_data: Path | None = None) -> dict:
+    device = best_device()
     size, batch, workers = train.images.shape[1], params["train"]["batch_size"], params["train"]["num_workers"]
     archs = {"unet": {"base_channels": params["unet"]["base_channels"]},
              "resnet34_unet": {"decoder_channels": params["resnet34_unet"]["decoder_channels"]}}
@@ -174,6 +214,7 @@ def run_bench(raw_dir: Path, train: Split, valid: Split, params: dict, repeats: 
     arrays = SegmentationDataset(train, transform)
     result = {"machine": machine(), "device": str(device), "image_size": size, "batch_size": batch,
               "num_workers": workers, "repeats": repeats, "petseg_settings": lean}
+    step_rate("unet", archs["unet"], size, batch, device, lean, 1)  # untimed: oneDNN's first-use setup
     result["input_pipeline_img_per_s"] = {
         "decode_per_sample": loader_rate(straightforward, batch, workers, repeats),
         "preprocessed_arrays": loader_rate(arrays, batch, workers, repeats)}
@@ -191,7 +232,10 @@ def run_bench(raw_dir: Path, train: Split, valid: Split, params: dict, repeats: 
     fast = epoch_seconds(arrays, SegmentationDataset(valid), name, arch, batch, workers, lean, device, repeats)
     result["epoch_seconds"] = {"model": name, "straightforward": slow, "petseg": fast, "speedup": slow / fast}
     result["inference_img_per_s"] = {name: inference_rate(name, arch, size, params["evaluate"]["batch_size"],
-                                                          device, repeats) for name, arch in archs.items()}
+                                                          device, repeats, lean["amp"]) for name, arch in archs.items()}
+    result["precision_steps_img_per_s"] = precision_steps(archs, [(size, batch), (256, 4)], device, repeats)
+    if full_data is not None:
+        result["full_data_epoch_seconds"] = full_data_epoch(full_data, params, arch, plain, lean, device)
     if tuning:
         result["tuning"] = tuning_cost(train, valid, params)
     return result
@@ -201,7 +245,8 @@ def settings_text(settings: dict, workers: int) -> str:
     words = ["channels_last" if settings["channels_last"] else "NCHW"]
     if workers:
         words.append("persistent workers" if settings["persistent_workers"] else "workers re-forked each epoch")
-    words += ["fused Adam" if settings["fused_adam"] else "Adam", "AMP" if settings["amp"] else "fp32"]
+    words += ["fused Adam" if settings["fused_adam"] else "Adam",
+              settings.get("precision") or ("AMP" if settings["amp"] else "fp32")]
     if settings["deterministic"] is not None:
         words.append("deterministic kernels" if settings["deterministic"] else "cudnn.benchmark")
     return ", ".join(words)
@@ -224,8 +269,19 @@ def table(result: dict) -> str:
     e = result["epoch_seconds"]
     lines.append(f"| whole epoch ({e['model']}), s | {e['straightforward']:.1f} | {e['petseg']:.1f} | "
                  f"{e['speedup']:.2f}x |")
+    if "full_data_epoch_seconds" in result:
+        f = result["full_data_epoch_seconds"]
+        lines.append(f"| full-data epoch (unet, {f['train_photos']} + {f['valid_photos']} photos at {f['image_size']} px), s "
+                     f"| {f['straightforward']:.1f} | {f['petseg']:.1f} | {f['speedup']:.2f}x |")
     for name, rate in result["inference_img_per_s"].items():
         lines.append(f"| inference {name}, img/s | | {rate:.1f} | |")
+    if "precision_steps_img_per_s" in result:
+        lines += ["", "Training step (fused Adam), img/s, by precision and memory layout:", "",
+                  "| model | fp32 NCHW | fp32 channels_last | bf16 NCHW | bf16 channels_last | best / fp32 NCHW |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for key, r in result["precision_steps_img_per_s"].items():
+            lines.append(f"| {key} | {r['fp32_nchw']:.1f} | {r['fp32_channels_last']:.1f} | {r['bf16_nchw']:.1f} | "
+                         f"{r['bf16_channels_last']:.1f} | {max(r.values()) / r['fp32_nchw']:.2f}x |")
     if "tuning" in result:
         lines += ["", "| UNet lr search | seed | trial-epochs | best lr | best valid Dice |", "| --- | --- | --- | --- | --- |"]
         for r in result["tuning"]:

@@ -222,8 +222,11 @@ def cmd_bench(args, params):
     if args.from_file:  # the table of a saved run, e.g. one from a GPU machine
         result = json.loads(Path(args.from_file).read_text())
     else:
+        full_data = args.full_data if args.full_data and args.full_data.is_dir() else None
+        if args.full_data and full_data is None:
+            print(f"petseg bench: {args.full_data} not found: no full-data epoch", file=sys.stderr)
         result = run_bench(args.raw, load_split(args.data, "train"), load_split(args.data, "valid"), params,
-                           args.repeats, args.tuning)
+                           args.repeats, args.tuning, full_data)
         write_json(args.out, result)
     print(table(result))
     if args.readme:
@@ -322,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tuning", action="store_true", help="also compare the lr search with and without pruning "
                    "(2 seeds each; minutes)")
+    p.add_argument("--full-data", type=Path, default=Path("../shared/data/oxford-pets-160"),
+                   help="a folder in the official layout: also time one UNet epoch over its whole trainval split at "
+                   "128 px, each way, when it exists (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("metrics/bench.json"))
     p.add_argument("--readme", type=Path, help="also replace the table between the bench markers of this file")
     p.add_argument("--section", default="bench", help="the markers' name in --readme (default: %(default)s)")

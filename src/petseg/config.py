@@ -159,6 +159,10 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         params = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ParamError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if isinstance(params, dict) and isinstance(params.get("train"), dict):
+        # `dvc exp run -S train.amp=on` writes a bare `on`, which YAML 1.1 (PyYAML) reads as true
+        amp = params["train"].get("amp")
+        params["train"]["amp"] = {True: "on", False: "off"}.get(amp, amp) if isinstance(amp, bool) else amp
     validate(params)
     return params
 

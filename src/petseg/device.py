@@ -56,8 +56,8 @@ def use_amp(setting: str, device: torch.device) -> bool:
     return amp_choice(setting, device)[0]
 
 
-def precision_note(setting: str, device: torch.device) -> str:
-    """`bf16 autocast (auto: this CPU has AMX-BF16), 2 threads`: what a stage computes with, for its log."""
+def precision_name(setting: str, device: torch.device) -> str:
+    """`bf16 autocast (auto: this CPU has AMX-BF16)`: the precision train.amp gives on `device`, and why."""
     enabled, why = amp_choice(setting, device)
     if not enabled:
         name = "fp32"
@@ -65,8 +65,13 @@ def precision_note(setting: str, device: torch.device) -> str:
         name = "bf16 autocast"
     else:
         name = "fp16 autocast"
+    return f"{name} ({why})"
+
+
+def precision_note(setting: str, device: torch.device) -> str:
+    """The precision and where it runs (`..., 2 threads` or the GPU's name), for a stage's log line."""
     where = f"{torch.get_num_threads()} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
-    return f"{name} ({why}), {where}"
+    return f"{precision_name(setting, device)}, {where}"
 
 
 def autocast(device: torch.device, enabled: bool):

@@ -1,12 +1,13 @@
 # make setup: the virtual environment in .venv (idempotent). make repro: the whole pipeline.
 # make test: the test suite (what CI runs). make browser: Debian's Chromium, for the browser test.
+# make queue JOBS=N: run the queued experiments N at a time, each with its share of the cores.
 # make full: the full-scale profile (profiles/full.yaml: official archives, 256 px, seed widths) as a DVC experiment.
 VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup repro test browser full
+.PHONY: setup repro test browser full queue
 
 setup: $(VENV)/.installed
 
@@ -28,3 +29,7 @@ browser:
 
 full: setup
 	args=$$(petseg profile profiles/full.yaml) && dvc exp run -n full-scale $$args
+
+JOBS ?= 1
+queue: setup
+	OMP_NUM_THREADS=$$(( $$(nproc) / $(JOBS) > 0 ? $$(nproc) / $(JOBS) : 1 )) dvc queue start -j $(JOBS)

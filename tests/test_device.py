@@ -28,9 +28,14 @@ def test_auto_uses_bf16_only_on_a_cpu_with_native_bf16(monkeypatch, capabilities
 
 def test_the_log_names_the_precision_the_reason_and_the_threads(monkeypatch):
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True})
-    note = dev.precision_note("auto", CPU)
-    assert note == f"bf16 autocast (auto: this CPU has AMX-BF16), {torch.get_num_threads()} threads"
-    assert dev.precision_note("off", CPU).startswith("fp32 (train.amp: off), ")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert dev.precision_note("auto", CPU) == "bf16 autocast (auto: this CPU has AMX-BF16), 2 threads"
+        torch.set_num_threads(1)  # what a queued run gets from `make queue JOBS=2` on 2 cores
+        assert dev.precision_note("off", CPU) == "fp32 (train.amp: off), 1 thread"
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_autocast_on_the_cpu_computes_in_bf16_and_off_in_fp32():

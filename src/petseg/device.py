@@ -70,7 +70,8 @@ def precision_name(setting: str, device: torch.device) -> str:
 
 def precision_note(setting: str, device: torch.device) -> str:
     """The precision and where it runs (`..., 2 threads` or the GPU's name), for a stage's log line."""
-    where = f"{torch.get_num_threads()} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    threads = torch.get_num_threads()
+    where = f"{threads} thread{'s' * (threads != 1)}" if device.type == "cpu" else torch.cuda.get_device_name(device)
     return f"{precision_name(setting, device)}, {where}"
 
 

@@ -243,3 +243,19 @@ def test_queued_experiments_run_in_parallel_and_apply(project):
     assert yaml.safe_load((project / "params.yaml").read_text())["lr"] == 3e-4
     assert "lr" in run(["dvc", "params", "diff"], project)
     assert "metrics/evaluate.json" in run(["dvc", "metrics", "diff", "HEAD"], project)
+
+
+def test_a_local_folder_source_is_tracked_by_dvc(tmp_path, tiny_archives, tiny_raw):
+    """data.source folder: the pipeline reads the copy, reruns when it changes and only then."""
+    root = make_project(tmp_path / "project", tiny_archives)
+    pets = shutil.copytree(tiny_raw, tmp_path / "pets")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"].update(source="folder", folder=str(pets))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert stages_run(run(["dvc", "repro", "preprocess"], root)) == {"download", "preprocess"}
+    assert (root / "data/raw/images/Abyssinian_1.jpg").read_bytes() == (pets / "images/Abyssinian_1.jpg").read_bytes()
+    assert stages_run(run(["dvc", "repro", "preprocess"], root)) == set()
+    (pets / "annotations" / "test.txt").write_text(
+        "".join(f"{stem} 1 1 1\n" for stem in TINY_TEST[:-1]))  # one test photo fewer
+    assert stages_run(run(["dvc", "repro", "preprocess"], root)) == {"download", "preprocess"}
+    assert json.loads((root / "metrics/preprocess.json").read_text())["test"] == len(TINY_TEST) - 1

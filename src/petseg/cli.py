@@ -19,15 +19,21 @@ ERRORS = (ValueError, OSError, FloatingPointError)
 
 
 def cmd_download(args, params):
-    from petseg.download import ensure_archives, extract
+    from petseg.download import copy_folder, ensure_archives, extract
     data = params["data"]
-    if data["source"] == "sample":
-        archives = ensure_archives(args.sample_dir, data["archives"]["sample"])
+    if data["source"] == "folder":
+        folder = Path(data["folder"]).expanduser()
+        counts, done = copy_folder(folder, args.out), f"checked and copied {folder} to {args.out}"
     else:
-        archives = ensure_archives(args.archives, data["archives"]["full"], data["url"], data["retries"],
-                                   data["timeout"])
-    extract(archives, args.out)
-    return f"verified and extracted {', '.join(map(str, archives.values()))} to {args.out}"
+        if data["source"] == "sample":
+            archives = ensure_archives(args.sample_dir, data["archives"]["sample"])
+        else:
+            archives = ensure_archives(args.archives, data["archives"]["full"], data["url"], data["retries"],
+                                       data["timeout"])
+        counts = extract(archives, args.out)
+        done = f"verified and extracted {', '.join(map(str, archives.values()))} to {args.out}"
+    print(f"{args.out}: " + ", ".join(f"{key} {value}" for key, value in counts.items()), file=sys.stderr)
+    return done
 
 
 def cmd_preprocess(args, params):
@@ -246,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = stage("download", cmd_download, "get and verify the archives (data.source), extract the official layout")
+    p = stage("download", cmd_download, "get and verify the archives (data.source), or copy a local folder (data.folder), "
+              "in the official layout")
     p.add_argument("--out", type=Path, default=Path("data/raw"))
     p.add_argument("--sample-dir", type=Path, default=Path("data/sample"), help="the shipped sample archives")
     p.add_argument("--archives", type=Path, default=Path("data/archives"),

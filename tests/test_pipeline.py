@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -82,6 +83,12 @@ def test_repro_trains_both_models_and_writes_metrics(project):
         assert result["parameters"] > 0 and result["inference_ms_per_image"] > 0
         assert result["dice_ci_low"] <= result["dice"] <= result["dice_ci_high"]
         assert 0 <= result["dice_original_resolution"] <= 1
+        assert 0 <= result["dice_cat"] <= 1 and 0 <= result["dice_dog"] <= 1
+    for name in ("unet", "resnet34_unet"):
+        with open(project / "plots" / f"test_breeds_{name}.csv", newline="") as f:
+            breeds = list(csv.DictReader(f))
+        assert [(b["breed"], b["species"], b["n_images"]) for b in breeds] == [
+            ("Abyssinian", "cat", "4"), ("american_bulldog", "dog", "2")]  # the tiny test split
     for name in ("unet", "resnet34_unet"):
         tuned = json.loads((project / "metrics" / f"tune_{name}.json").read_text())
         assert tuned["n_trials"] == 2 and tuned["tune_seconds"] > 0
@@ -171,8 +178,8 @@ def test_exp_run_with_lr_and_exp_show(project):
 def test_plots_show_renders_every_plot(project):
     run(["dvc", "plots", "show", "-o", "dvc_plots"], project)
     html = (project / "dvc_plots" / "index.html").read_text()
-    for title in ("Loss per epoch", "Dice per epoch", "Tuning trials", "Per-image test Dice", "predictions.png",
-                  "curves.png"):
+    for title in ("Loss per epoch", "Dice per epoch", "Tuning trials", "Per-image test Dice", "Test Dice per breed",
+                  "predictions.png", "curves.png"):
         assert title in html, title
     assert "valid_dice" in html and "train_loss" in html
     assert not re.search(r"<script[^>]+src=", html)  # the vega bundle is inline: no CDN, no network
@@ -192,7 +199,7 @@ def test_plots_draw_offline_in_a_real_browser(project, tmp_path):
     run(["dvc", "plots", "diff", "HEAD", "-o", "dvc_plots"], project)  # workspace against the baseline
     page = project / "dvc_plots" / "index.html"
     plot_ids = re.findall(r"vegaEmbed\('#([^']+)'", page.read_text())
-    assert len(plot_ids) == 5, plot_ids
+    assert len(plot_ids) == 6, plot_ids
     artifacts = Path(os.environ.get("PETSEG_TEST_ARTIFACTS", REPO / "test-artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
     netlog = tmp_path / "netlog.json"

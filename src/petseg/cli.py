@@ -128,10 +128,12 @@ def cmd_evaluate(args, params):
             split = load_folder(args.folder, meta["image_size"], args.list)
         elif split is None:
             split = load_split(args.data, "test")
-        results[meta["model"]], per_image = evaluate_model(model, split, p["threshold"], p["batch_size"],
-                                                           args.folder or args.raw, bootstrap, p["tta_hflip"])
+        results[meta["model"]], per_image, breeds = evaluate_model(
+            model, split, p["threshold"], p["batch_size"], args.folder or args.raw, bootstrap, p["tta_hflip"])
         if args.per_image_dir:
             write_csv(Path(args.per_image_dir) / f"test_dice_{meta['model']}.csv", per_image)
+            write_csv(Path(args.per_image_dir) / f"test_breeds_{meta['model']}.csv", breeds,
+                      fieldnames=["breed", "species", "dice", "n_images"])
     print(json.dumps(results, indent=2))
     if args.out:
         write_json(args.out, results)
@@ -285,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", type=Path, help="a folder with images/ and annotations/trimaps/")
     p.add_argument("--list", help="with --folder: score only the stems of annotations/LIST (e.g. test.txt)")
     p.add_argument("--out", type=Path, help="also write the JSON here")
-    p.add_argument("--per-image-dir", type=Path, help="also write test_dice_MODEL.csv (each image's Dice) here")
+    p.add_argument("--per-image-dir", type=Path, help="also write test_dice_MODEL.csv (each image's Dice) and "
+                   "test_breeds_MODEL.csv (the Dice of each breed) here")
     p = stage("visualize", cmd_visualize, "PNG grid of test predictions and PNG of the training curves")
     p.add_argument("--data", type=Path, default=Path("data/processed"))
     p.add_argument("--checkpoint", type=Path, nargs="+",

@@ -140,9 +140,13 @@ def cmd_evaluate(args, params):
     return " | ".join(f"{name}: Dice {r['dice']:.4f} on {r['n_images']} images" for name, r in results.items())
 
 
-def read_history(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
     with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return list(csv.DictReader(f))
+
+
+def read_history(path: Path) -> list[dict]:
+    return [{k: float(v) for k, v in row.items()} for row in read_rows(path)]
 
 
 def cmd_visualize(args, params):
@@ -150,20 +154,27 @@ def cmd_visualize(args, params):
     from petseg.checkpoint import load_checkpoint
     from petseg.data import load_split
     from petseg.evaluate import predict_probabilities
-    from petseg.visualize import plot_curves, prediction_grid, save_png
-    test = load_split(args.data, "test")
-    n = min(params["visualize"]["n_images"], len(test.images))
-    images = np.asarray(test.images[:n])
-    columns = {"truth": np.asarray(test.masks[:n])}
+    from petseg.visualize import choose_photos, plot_curves, prediction_grid
+    test, p = load_split(args.data, "test"), params["visualize"]
+    per_image = {Path(path).stem.removeprefix("test_dice_"): read_rows(path) for path in args.per_image}
+    rows = choose_photos(per_image, p["n_images"], p["n_worst"], params["seed"])
+    index = {stem: i for i, stem in enumerate(test.stems)}
+    missing = [stem for stem, _ in rows if stem not in index]
+    if missing:
+        raise ValueError(f"{args.per_image[0]}: {missing[0]} is not in the test split of {args.data}; "
+                         "evaluate again (petseg evaluate --per-image-dir)")
+    picked = [index[stem] for stem, _ in rows]
+    images, predictions = np.asarray(test.images[picked]), {}
     for path in args.checkpoint:
         model, meta = load_checkpoint(path)
         model = model.to(best_device())
         probabilities, _ = predict_probabilities(model, images, params["evaluate"]["batch_size"],
                                                  tta_hflip=params["evaluate"]["tta_hflip"])
-        columns[meta["model"]] = (probabilities > params["evaluate"]["threshold"]).numpy()
-    save_png(prediction_grid(images, columns), args.grid)
+        predictions[meta["model"]] = (probabilities > params["evaluate"]["threshold"]).numpy()
+    prediction_grid(images, np.asarray(test.masks[picked]), predictions, [label for _, label in rows],
+                    [stem for stem, _ in rows], args.grid)
     plot_curves({Path(p).stem.removeprefix("train_"): read_history(p) for p in args.history}, args.curves)
-    return f"wrote {args.grid} ({n} test photos) and {args.curves}"
+    return f"wrote {args.grid} ({len(rows)} test photos) and {args.curves}"
 
 
 def cmd_predict(args, params):
@@ -289,12 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="also write the JSON here")
     p.add_argument("--per-image-dir", type=Path, help="also write test_dice_MODEL.csv (each image's Dice) and "
                    "test_breeds_MODEL.csv (the Dice of each breed) here")
-    p = stage("visualize", cmd_visualize, "PNG grid of test predictions and PNG of the training curves")
+    p = stage("visualize", cmd_visualize, "PNG grid of test predictions (a photo per breed, each model's "
+              "worst) and PNG of the training curves")
     p.add_argument("--data", type=Path, default=Path("data/processed"))
     p.add_argument("--checkpoint", type=Path, nargs="+",
                    default=[Path(f"models/{m}.pt") for m in MODELS])
     p.add_argument("--history", type=Path, nargs="+",
                    default=[Path(f"plots/train_{m}.csv") for m in MODELS])
+    p.add_argument("--per-image", type=Path, nargs="+", default=[Path(f"plots/test_dice_{m}.csv") for m in MODELS],
+                   help="each model's per-image test Dice, from evaluate (for its worst photos)")
     p.add_argument("--grid", type=Path, default=Path("plots/predictions.png"))
     p.add_argument("--curves", type=Path, default=Path("plots/curves.png"))
     p = stage("predict", cmd_predict, "masks for new photos of any size or format. Example: "

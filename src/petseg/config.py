@@ -124,7 +124,7 @@ SCHEMA: dict[str, Any] = {
     "evaluate": {"threshold": _number(float, low=0, high=1, low_open=True, high_open=True),
                  "batch_size": positive_int, "tta_hflip": _choice(True, False), "bootstrap_samples": positive_int,
                  "confidence": _number(float, low=0, high=1, low_open=True, high_open=True)},
-    "visualize": {"n_images": positive_int},
+    "visualize": {"n_images": positive_int, "n_worst": _number(int, low=0)},
 }
 
 

@@ -34,7 +34,7 @@ def write_params(tmp_path: Path, change) -> Path:
     (lambda p: p.update(lr=-1e-3), "lr: -0.001 must be > 0"),
     (lambda p: p["train"].update(batch_size=0), "train.batch_size: 0 must be >= 1"),
     (lambda p: p["train"].update(bach_size=8), "train.bach_size: unknown key; allowed here: batch_size"),
-    (lambda p: p["data"].update(source="ftp"), "data.source: 'ftp' is not one of sample, full"),
+    (lambda p: p["data"].update(source="ftp"), "data.source: 'ftp' is not one of sample, full, folder"),
     (lambda p: p["preprocess"].update(valid_fraction=1.0), "preprocess.valid_fraction: 1.0 must be < 1"),
     (lambda p: p["unet"].pop("epochs"), "unet.epochs: missing"),
 ])

@@ -98,3 +98,13 @@ def test_preprocess_is_byte_identical_on_rerun(tiny_raw, tmp_path):
     preprocess(tiny_raw, tmp_path / "b", 64, 0.1, 42)
     for path in sorted((tmp_path / "a").iterdir()):
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+
+
+def test_an_image_size_above_every_photo_is_warned_about(tiny_raw, tmp_path, capsys):
+    largest = max(max(Image.open(p).size) for p in (tiny_raw / "images").glob("*.jpg"))
+    size = 32 * (largest // 32 + 1)
+    preprocess(tiny_raw, tmp_path / "big", size, 0.1, seed=42)
+    assert f"warning: preprocess.image_size {size} is larger than every photo (longest side at most " \
+        in capsys.readouterr().err
+    preprocess(tiny_raw, tmp_path / "small", 64, 0.1, seed=42)
+    assert "warning" not in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from petseg.download import ARCHIVES, DownloadError, extract, fetch, md5sum
-from tests.conftest import REPO
+from tests.conftest import REPO, TINY_STEMS, TINY_TEST, TINY_TRAINVAL
 
 
 class ArchiveServer:
@@ -179,3 +180,91 @@ def test_extraction_refuses_members_that_escape(tmp_path, kind):
     assert not list((tmp_path / "work").iterdir())  # the temporary extraction is gone too
     assert set(tmp_path.parent.iterdir()) == before
     assert not Path("/tmp/petseg-evil-absolute").exists()
+
+
+def folder_params(tmp_path: Path, folder: Path) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"].update(source="folder", folder=str(folder))
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.fixture
+def pets(tiny_raw, tmp_path) -> Path:
+    """A local copy in the official layout, with a file outside it that is not copied."""
+    folder = tmp_path / "pets"
+    shutil.copytree(tiny_raw, folder)
+    (folder / "README.md").write_text("a copy\n")
+    return folder
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_local_folder_is_checked_and_copied_like_the_archives(pets, tiny_raw, tmp_path):
+    result = petseg_download(tmp_path, folder_params(tmp_path, pets))
+    assert result.returncode == 0, result.stderr
+    assert tree(tmp_path / "data/raw") == tree(tiny_raw)  # what extracting the same pairs' archives gives
+    counts = f"data/raw: images {len(TINY_STEMS)}, trimaps {len(TINY_STEMS)}, trainval {len(TINY_TRAINVAL)}, " \
+             f"test {len(TINY_TEST)}, in no list 1"
+    assert counts in result.stderr and "checked and copied" in result.stdout
+
+
+@pytest.mark.parametrize("remove, missing", [
+    ("annotations/trimaps", "missing annotations/trimaps"),
+    ("annotations/list.txt", "missing annotations/list.txt"),
+    ("images", "missing images"),
+])
+def test_a_folder_not_in_the_official_layout_names_what_is_missing(pets, tmp_path, remove, missing):
+    (tmp_path / "data/raw").mkdir(parents=True)
+    (tmp_path / "data/raw/kept").write_text("earlier data")
+    path = pets / remove
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+    result = petseg_download(tmp_path, folder_params(tmp_path, pets))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"petseg download: error: {pets}: not the official layout, {missing}"]
+    assert (tmp_path / "data/raw/kept").read_text() == "earlier data"  # nothing replaced
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["raw"]  # no temporary copy left
+
+
+def test_a_listed_stem_the_folder_does_not_hold_is_named(pets, tmp_path):
+    (pets / "images" / f"{TINY_TEST[1]}.jpg").unlink()
+    result = petseg_download(tmp_path, folder_params(tmp_path, pets))
+    assert result.returncode == 1
+    line, = result.stderr.strip().splitlines()
+    assert f"{pets}: " in line and f"test.txt lists {TINY_TEST[1]} but there is no images/{TINY_TEST[1]}.jpg" in line
+    assert not (tmp_path / "data/raw").exists()
+
+
+def test_a_stem_in_both_trainval_and_test_is_refused_as_leakage(pets, tmp_path):
+    with open(pets / "annotations" / "test.txt", "a") as f:
+        f.write(f"{TINY_TRAINVAL[3]} 1 1 1\n")
+    result = petseg_download(tmp_path, folder_params(tmp_path, pets))
+    assert result.returncode == 1
+    line, = result.stderr.strip().splitlines()
+    assert f"1 stems listed in both annotations/trainval.txt and annotations/test.txt" in line
+    assert line.endswith(TINY_TRAINVAL[3])
+
+
+def test_archives_with_leakage_are_refused_too(tiny_raw, tmp_path):
+    leaky = tmp_path / "leaky"
+    shutil.copytree(tiny_raw, leaky)
+    with open(leaky / "annotations" / "trainval.txt", "a") as f:
+        f.write(f"{TINY_TEST[0]} 1 1 1\n")
+    archives = {}
+    for name, top in (("images.tar.gz", "images"), ("annotations.tar.gz", "annotations")):
+        with tarfile.open(tmp_path / name, "w:gz") as tar:
+            tar.add(leaky / top, arcname=top)
+        archives[name] = tmp_path / name
+    with pytest.raises(DownloadError, match=f"stems listed in both .*: {TINY_TEST[0]}$"):
+        extract(archives, tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_missing_folder_is_a_param_error(tmp_path):
+    result = petseg_download(tmp_path, folder_params(tmp_path, tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert "data.folder: " in result.stderr and "is no folder" in result.stderr

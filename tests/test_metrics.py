@@ -110,3 +110,22 @@ def test_hflip_tta_averages_a_photo_and_its_mirror():
     echo, _ = predict_probabilities(_Echo(), photos, batch_size=2)
     echo_tta, _ = predict_probabilities(_Echo(), photos, batch_size=2, tta_hflip=True)
     assert torch.allclose(echo, echo_tta) and not torch.allclose(echo, echo.flip(-1))
+
+
+def test_dice_per_species_and_breed_from_known_counts(tmp_path):
+    from petseg.evaluate import breed_table, dice_by_group, pet_breeds
+    (tmp_path / "list.txt").write_text("#Image CLASS-ID SPECIES BREED ID\nAbyssinian_1 1 1 1\nAbyssinian_2 1 1 1\n"
+                                       "Bengal_7 6 1 2\nbeagle_3 11 2 3\n")
+    stems = ["Abyssinian_1", "Abyssinian_2", "Bengal_7", "beagle_3", "pug_9"]  # pug_9: not in list.txt
+    counts = torch.tensor([[8, 2, 0, 90], [2, 0, 2, 96], [5, 5, 5, 85], [0, 0, 0, 100], [1, 3, 0, 96]])
+    pets = pet_breeds(stems, tmp_path / "list.txt")
+    assert pets == {"Abyssinian_1": ("Abyssinian", "cat"), "Abyssinian_2": ("Abyssinian", "cat"),
+                    "Bengal_7": ("Bengal", "cat"), "beagle_3": ("beagle", "dog"), "pug_9": ("pug", "dog")}
+    species = dice_by_group(counts, [pets[s][1] for s in stems])
+    # cats: tp 15, fp 7, fn 7 -> 30 / 44; dogs: tp 1, fp 3, fn 0 -> 2 / 5 (beagle_3 is empty both ways)
+    assert species == {"cat": (pytest.approx(30 / 44), 3), "dog": (pytest.approx(2 / 5), 2)}
+    assert breed_table(counts, stems, pets) == [
+        {"breed": "Abyssinian", "species": "cat", "dice": pytest.approx(20 / 24), "n_images": 2},
+        {"breed": "Bengal", "species": "cat", "dice": pytest.approx(10 / 20), "n_images": 1},
+        {"breed": "beagle", "species": "dog", "dice": 1.0, "n_images": 1},
+        {"breed": "pug", "species": "dog", "dice": pytest.approx(2 / 5), "n_images": 1}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -82,6 +83,12 @@ def test_repro_trains_both_models_and_writes_metrics(project):
         assert result["parameters"] > 0 and result["inference_ms_per_image"] > 0
         assert result["dice_ci_low"] <= result["dice"] <= result["dice_ci_high"]
         assert 0 <= result["dice_original_resolution"] <= 1
+        assert 0 <= result["dice_cat"] <= 1 and 0 <= result["dice_dog"] <= 1
+    for name in ("unet", "resnet34_unet"):
+        with open(project / "plots" / f"test_breeds_{name}.csv", newline="") as f:
+            breeds = list(csv.DictReader(f))
+        assert [(b["breed"], b["species"], b["n_images"]) for b in breeds] == [
+            ("Abyssinian", "cat", "4"), ("american_bulldog", "dog", "2")]  # the tiny test split
     for name in ("unet", "resnet34_unet"):
         tuned = json.loads((project / "metrics" / f"tune_{name}.json").read_text())
         assert tuned["n_trials"] == 2 and tuned["tune_seconds"] > 0
@@ -188,8 +195,8 @@ def test_exp_run_with_lr_and_exp_show(project):
 def test_plots_show_renders_every_plot(project):
     run(["dvc", "plots", "show", "-o", "dvc_plots"], project)
     html = (project / "dvc_plots" / "index.html").read_text()
-    for title in ("Loss per epoch", "Dice per epoch", "Tuning trials", "Per-image test Dice", "predictions.png",
-                  "curves.png"):
+    for title in ("Loss per epoch", "Dice per epoch", "Tuning trials", "Per-image test Dice", "Test Dice per breed",
+                  "predictions.png", "curves.png"):
         assert title in html, title
     assert "valid_dice" in html and "train_loss" in html
     assert not re.search(r"<script[^>]+src=", html)  # the vega bundle is inline: no CDN, no network
@@ -209,7 +216,7 @@ def test_plots_draw_offline_in_a_real_browser(project, tmp_path):
     run(["dvc", "plots", "diff", "HEAD", "-o", "dvc_plots"], project)  # workspace against the baseline
     page = project / "dvc_plots" / "index.html"
     plot_ids = re.findall(r"vegaEmbed\('#([^']+)'", page.read_text())
-    assert len(plot_ids) == 5, plot_ids
+    assert len(plot_ids) == 6, plot_ids
     artifacts = Path(os.environ.get("PETSEG_TEST_ARTIFACTS", REPO / "test-artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
     netlog = tmp_path / "netlog.json"
@@ -260,3 +267,19 @@ def test_queued_experiments_run_in_parallel_and_apply(project):
     assert yaml.safe_load((project / "params.yaml").read_text())["lr"] == 3e-4
     assert "lr" in run(["dvc", "params", "diff"], project)
     assert "metrics/evaluate.json" in run(["dvc", "metrics", "diff", "HEAD"], project)
+
+
+def test_a_local_folder_source_is_tracked_by_dvc(tmp_path, tiny_archives, tiny_raw):
+    """data.source folder: the pipeline reads the copy, reruns when it changes and only then."""
+    root = make_project(tmp_path / "project", tiny_archives)
+    pets = shutil.copytree(tiny_raw, tmp_path / "pets")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"].update(source="folder", folder=str(pets))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert stages_run(run(["dvc", "repro", "preprocess"], root)) == {"download", "preprocess"}
+    assert (root / "data/raw/images/Abyssinian_1.jpg").read_bytes() == (pets / "images/Abyssinian_1.jpg").read_bytes()
+    assert stages_run(run(["dvc", "repro", "preprocess"], root)) == set()
+    (pets / "annotations" / "test.txt").write_text(
+        "".join(f"{stem} 1 1 1\n" for stem in TINY_TEST[:-1]))  # one test photo fewer
+    assert stages_run(run(["dvc", "repro", "preprocess"], root)) == {"download", "preprocess"}
+    assert json.loads((root / "metrics/preprocess.json").read_text())["test"] == len(TINY_TEST) - 1

@@ -63,9 +63,11 @@ def test_results_table_comes_from_the_metrics(tmp_path):
     metrics = {"unet": {"dice": 0.8312, "mean_image_dice": 0.8, "iou": 0.71, "pixel_accuracy": 0.85, "n_images": 149,
                         "parameters": 1942577, "inference_ms_per_image": 6.71}}
     table = results_table(metrics)
-    assert table.splitlines()[2] == "| UNet | 0.8312 |  |  | 0.8000 | 0.7100 | 0.8500 | 149 | 1,942,577 | 6.7 |"
-    metrics["unet"] |= {"dice_ci_low": 0.81, "dice_ci_high": 0.85, "dice_original_resolution": 0.8299}
-    assert results_table(metrics).splitlines()[2].startswith("| UNet | 0.8312 | 0.8100 to 0.8500 | 0.8299 | 0.8000 |")
+    assert table.splitlines()[2] == "| UNet | 0.8312 |  |  |  |  | 0.8000 | 0.7100 | 0.8500 | 149 | 1,942,577 | 6.7 |"
+    metrics["unet"] |= {"dice_ci_low": 0.81, "dice_ci_high": 0.85, "dice_original_resolution": 0.8299,
+                        "dice_cat": 0.84, "dice_dog": 0.82751}
+    assert results_table(metrics).splitlines()[2].startswith(
+        "| UNet | 0.8312 | 0.8100 to 0.8500 | 0.8299 | 0.8400 | 0.8275 | 0.8000 |")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nold\n{END}\nrest\n")
     update_readme(readme, table)
@@ -88,10 +90,28 @@ def test_dice_at_original_resolution_uses_the_unresized_trimaps(tiny_raw):
     from petseg.data import decode_trimap, trimap_to_mask
     from petseg.evaluate import evaluate_model, load_folder
     split = load_folder(tiny_raw, 64, "test.txt")
-    result, _ = evaluate_model(AllPet(), split, 0.5, 4, raw_dir=tiny_raw)
+    result, _, _ = evaluate_model(AllPet(), split, 0.5, 4, raw_dir=tiny_raw)
     pet = total = 0
     for stem in split.stems:
         mask = trimap_to_mask(decode_trimap(tiny_raw / "annotations" / "trimaps" / f"{stem}.png"))
         pet, total = pet + int(mask.sum()), total + mask.size
     assert result["dice_original_resolution"] == pytest.approx(2 * pet / (pet + total))
     assert "dice_ci_low" not in result
+
+
+def test_dice_per_species_and_breed_of_a_model(tiny_raw):
+    from petseg.evaluate import evaluate_model, load_folder
+    split = load_folder(tiny_raw, 64, "test.txt")
+    result, per_image, breeds = evaluate_model(AllPet(), split, 0.5, 4, raw_dir=tiny_raw)
+    pet = {"cat": 0, "dog": 0}
+    for stem, mask in zip(split.stems, split.masks):  # all-pet predictions: Dice = 2 pet / (pet + pixels)
+        species = "cat" if stem.startswith("Abyssinian") else "dog"
+        pet[species] += int(mask.sum())
+    n = {"cat": sum(s.startswith("Abyssinian") for s in split.stems), "dog": 2}
+    for species in ("cat", "dog"):
+        assert result[f"dice_{species}"] == pytest.approx(2 * pet[species] / (pet[species] + n[species] * 64 * 64))
+    assert [(b["breed"], b["species"], b["n_images"]) for b in breeds] == [
+        ("Abyssinian", "cat", n["cat"]), ("american_bulldog", "dog", 2)]
+    assert breeds[0]["dice"] == result["dice_cat"] and breeds[1]["dice"] == result["dice_dog"]
+    assert {(row["stem"], row["breed"], row["species"]) for row in per_image} >= {
+        ("Abyssinian_5", "Abyssinian", "cat"), ("american_bulldog_205", "american_bulldog", "dog")}

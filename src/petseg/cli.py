@@ -19,15 +19,21 @@ ERRORS = (ValueError, OSError, FloatingPointError)
 
 
 def cmd_download(args, params):
-    from petseg.download import ensure_archives, extract
+    from petseg.download import copy_folder, ensure_archives, extract
     data = params["data"]
-    if data["source"] == "sample":
-        archives = ensure_archives(args.sample_dir, data["archives"]["sample"])
+    if data["source"] == "folder":
+        folder = Path(data["folder"]).expanduser()
+        counts, done = copy_folder(folder, args.out), f"checked and copied {folder} to {args.out}"
     else:
-        archives = ensure_archives(args.archives, data["archives"]["full"], data["url"], data["retries"],
-                                   data["timeout"])
-    extract(archives, args.out)
-    return f"verified and extracted {', '.join(map(str, archives.values()))} to {args.out}"
+        if data["source"] == "sample":
+            archives = ensure_archives(args.sample_dir, data["archives"]["sample"])
+        else:
+            archives = ensure_archives(args.archives, data["archives"]["full"], data["url"], data["retries"],
+                                       data["timeout"])
+        counts = extract(archives, args.out)
+        done = f"verified and extracted {', '.join(map(str, archives.values()))} to {args.out}"
+    print(f"{args.out}: " + ", ".join(f"{key} {value}" for key, value in counts.items()), file=sys.stderr)
+    return done
 
 
 def cmd_preprocess(args, params):
@@ -131,19 +137,25 @@ def cmd_evaluate(args, params):
             split = load_folder(args.folder, meta["image_size"], args.list)
         elif split is None:
             split = load_split(args.data, "test")
-        results[meta["model"]], per_image = evaluate_model(model, split, p["threshold"], p["batch_size"],
-                                                           args.folder or args.raw, bootstrap, p["tta_hflip"], amp)
+        results[meta["model"]], per_image, breeds = evaluate_model(
+            model, split, p["threshold"], p["batch_size"], args.folder or args.raw, bootstrap, p["tta_hflip"], amp)
         if args.per_image_dir:
             write_csv(Path(args.per_image_dir) / f"test_dice_{meta['model']}.csv", per_image)
+            write_csv(Path(args.per_image_dir) / f"test_breeds_{meta['model']}.csv", breeds,
+                      fieldnames=["breed", "species", "dice", "n_images"])
     print(json.dumps(results, indent=2))
     if args.out:
         write_json(args.out, results)
     return " | ".join(f"{name}: Dice {r['dice']:.4f} on {r['n_images']} images" for name, r in results.items())
 
 
-def read_history(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
     with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return list(csv.DictReader(f))
+
+
+def read_history(path: Path) -> list[dict]:
+    return [{k: float(v) for k, v in row.items()} for row in read_rows(path)]
 
 
 def cmd_visualize(args, params):
@@ -151,21 +163,28 @@ def cmd_visualize(args, params):
     from petseg.checkpoint import load_checkpoint
     from petseg.data import load_split
     from petseg.evaluate import predict_probabilities
-    from petseg.visualize import plot_curves, prediction_grid, save_png
-    test = load_split(args.data, "test")
-    n = min(params["visualize"]["n_images"], len(test.images))
-    images = np.asarray(test.images[:n])
-    columns = {"truth": np.asarray(test.masks[:n])}
+    from petseg.visualize import choose_photos, plot_curves, prediction_grid
+    test, p = load_split(args.data, "test"), params["visualize"]
+    per_image = {Path(path).stem.removeprefix("test_dice_"): read_rows(path) for path in args.per_image}
+    rows = choose_photos(per_image, p["n_images"], p["n_worst"], params["seed"])
+    index = {stem: i for i, stem in enumerate(test.stems)}
+    missing = [stem for stem, _ in rows if stem not in index]
+    if missing:
+        raise ValueError(f"{args.per_image[0]}: {missing[0]} is not in the test split of {args.data}; "
+                         "evaluate again (petseg evaluate --per-image-dir)")
+    picked = [index[stem] for stem, _ in rows]
+    images, predictions = np.asarray(test.images[picked]), {}
     device, amp = compute_setup(params, "visualize")
     for path in args.checkpoint:
         model, meta = load_checkpoint(path)
         model = model.to(device)
         probabilities, _ = predict_probabilities(model, images, params["evaluate"]["batch_size"],
                                                  tta_hflip=params["evaluate"]["tta_hflip"], amp=amp)
-        columns[meta["model"]] = (probabilities > params["evaluate"]["threshold"]).numpy()
-    save_png(prediction_grid(images, columns), args.grid)
+        predictions[meta["model"]] = (probabilities > params["evaluate"]["threshold"]).numpy()
+    prediction_grid(images, np.asarray(test.masks[picked]), predictions, [label for _, label in rows],
+                    [stem for stem, _ in rows], args.grid)
     plot_curves({Path(p).stem.removeprefix("train_"): read_history(p) for p in args.history}, args.curves)
-    return f"wrote {args.grid} ({n} test photos) and {args.curves}"
+    return f"wrote {args.grid} ({len(rows)} test photos) and {args.curves}"
 
 
 def cmd_predict(args, params):
@@ -260,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = stage("download", cmd_download, "get and verify the archives (data.source), extract the official layout")
+    p = stage("download", cmd_download, "get and verify the archives (data.source), or copy a local folder (data.folder), "
+              "in the official layout")
     p.add_argument("--out", type=Path, default=Path("data/raw"))
     p.add_argument("--sample-dir", type=Path, default=Path("data/sample"), help="the shipped sample archives")
     p.add_argument("--archives", type=Path, default=Path("data/archives"),
@@ -292,13 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", type=Path, help="a folder with images/ and annotations/trimaps/")
     p.add_argument("--list", help="with --folder: score only the stems of annotations/LIST (e.g. test.txt)")
     p.add_argument("--out", type=Path, help="also write the JSON here")
-    p.add_argument("--per-image-dir", type=Path, help="also write test_dice_MODEL.csv (each image's Dice) here")
-    p = stage("visualize", cmd_visualize, "PNG grid of test predictions and PNG of the training curves")
+    p.add_argument("--per-image-dir", type=Path, help="also write test_dice_MODEL.csv (each image's Dice) and "
+                   "test_breeds_MODEL.csv (the Dice of each breed) here")
+    p = stage("visualize", cmd_visualize, "PNG grid of test predictions (a photo per breed, each model's "
+              "worst) and PNG of the training curves")
     p.add_argument("--data", type=Path, default=Path("data/processed"))
     p.add_argument("--checkpoint", type=Path, nargs="+",
                    default=[Path(f"models/{m}.pt") for m in MODELS])
     p.add_argument("--history", type=Path, nargs="+",
                    default=[Path(f"plots/train_{m}.csv") for m in MODELS])
+    p.add_argument("--per-image", type=Path, nargs="+", default=[Path(f"plots/test_dice_{m}.csv") for m in MODELS],
+                   help="each model's per-image test Dice, from evaluate (for its worst photos)")
     p.add_argument("--grid", type=Path, default=Path("plots/predictions.png"))
     p.add_argument("--curves", type=Path, default=Path("plots/curves.png"))
     p = stage("predict", cmd_predict, "masks for new photos of any size or format. Example: "

@@ -77,7 +77,8 @@ SCHEMA: dict[str, Any] = {
     "seed": _number(int, low=0),
     "lr": _number(float, low=0, low_open=True, nullable=True),
     "data": {
-        "source": _choice("sample", "full"),
+        "source": _choice("sample", "full", "folder"),
+        "folder": _string,
         "url": _string,
         "retries": positive_int,
         "timeout": positive,
@@ -123,7 +124,7 @@ SCHEMA: dict[str, Any] = {
     "evaluate": {"threshold": _number(float, low=0, high=1, low_open=True, high_open=True),
                  "batch_size": positive_int, "tta_hflip": _choice(True, False), "bootstrap_samples": positive_int,
                  "confidence": _number(float, low=0, high=1, low_open=True, high_open=True)},
-    "visualize": {"n_images": positive_int},
+    "visualize": {"n_images": positive_int, "n_worst": _number(int, low=0)},
 }
 
 
@@ -146,6 +147,9 @@ def validate(params: dict, schema: dict = SCHEMA, prefix: str = "") -> None:
         tune = params["tune"]
         if tune["lr_min"] >= tune["lr_max"]:
             raise ParamError(f"tune.lr_min: {tune['lr_min']} must be < tune.lr_max ({tune['lr_max']})")
+        if params["data"]["source"] == "folder" and not Path(params["data"]["folder"]).expanduser().is_dir():
+            raise ParamError(f"data.folder: {params['data']['folder']!r} is no folder; with data.source folder it "
+                             "must be a folder in the official layout (images/, annotations/trimaps/, list files)")
         if params["train"]["dice_weight"] + params["train"]["bce_weight"] <= 0:
             raise ParamError("train.dice_weight: dice_weight + bce_weight must be > 0")
 

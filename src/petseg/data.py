@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from PIL import Image
 
 from petseg.augment import reseed
+from petseg.download import read_split_list
 from petseg.io import atomic_path, write_csv
 from petseg.progress import progress
 
@@ -21,12 +23,6 @@ PET, BACKGROUND, BORDER = 1, 2, 3  # trimap values of the official annotations
 
 class BadFile(ValueError):
     """A photo or trimap that cannot be used; the message names the file and the reason."""
-
-
-def read_split_list(path: Path) -> list[str]:
-    """Stems of an official list file (`Abyssinian_1 1 1 1` lines; `#` lines are comments)."""
-    lines = Path(path).read_text().splitlines()
-    return [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
 
 
 def decode_image(path: Path) -> Image.Image:
@@ -147,6 +143,10 @@ def preprocess(raw_dir: Path, out_dir: Path, image_size: int, valid_fraction: fl
             save_array(out_dir / f"{split}_images.npy", np.stack(images))
             save_array(out_dir / f"{split}_masks.npy", np.stack(masks))
             counts[split] = len(images)
+    largest = max(max(row["height"], row["width"]) for row in manifest)
+    if image_size > largest:  # e.g. the 256 px profile on a copy whose photos are at most 160 px
+        print(f"warning: preprocess.image_size {image_size} is larger than every photo (longest side at most "
+              f"{largest} px): all are upscaled", file=sys.stderr, flush=True)
     write_csv(out_dir / "manifest.csv", manifest)
     write_csv(out_dir / "skipped.csv", skipped, fieldnames=["stem", "split", "reason"])
     return counts | {"skipped": len(skipped)}

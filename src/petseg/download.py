@@ -116,12 +116,70 @@ def check_member(member: tarfile.TarInfo) -> None:
             raise tarfile.FilterError(f"{name!r}: link to {member.linkname!r} outside the archive")
 
 
-def extract(archives: dict[str, Path], out_dir: Path) -> None:
-    """Extract all archives into `out_dir` atomically; members escaping the target are refused."""
+LAYOUT = ("images", "annotations/trimaps", "annotations/list.txt", "annotations/trainval.txt",
+          "annotations/test.txt")
+LISTS = ("list.txt", "trainval.txt", "test.txt")
+
+
+def read_split_list(path: Path) -> list[str]:
+    """Stems of an official list file (`Abyssinian_1 1 1 1` lines; `#` lines are comments)."""
+    lines = Path(path).read_text().splitlines()
+    return [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
+
+
+def check_layout(root: Path, name: str) -> dict[str, int]:
+    """Check a folder in the official layout; returns its counts. `name` is what the errors call it.
+
+    Refused, in one line naming what is missing: a missing folder or list file, a listed stem without
+    its photo or trimap, and a stem listed in both trainval.txt and test.txt (test photos in training).
+    """
+    root = Path(root)
+    missing = [required for required in LAYOUT if not (root / required).exists()]
+    if missing:
+        raise DownloadError(f"{name}: not the official layout, missing {', '.join(missing)}")
+    images = {p.stem for p in (root / "images").glob("*.jpg") if not p.name.startswith("._")}
+    trimaps = {p.stem for p in (root / "annotations" / "trimaps").glob("*.png") if not p.name.startswith("._")}
+    lists = {list_name: read_split_list(root / "annotations" / list_name) for list_name in LISTS}
+    absent = []
+    for list_name, stems in lists.items():
+        for stem in dict.fromkeys(stems):
+            absent += [f"{list_name} lists {stem} but there is no {kind}/{stem}.{ext}"
+                       for kind, ext, held in (("images", "jpg", images), ("annotations/trimaps", "png", trimaps))
+                       if stem not in held]
+    if absent:
+        more = f" (and {len(absent) - 3} more)" if len(absent) > 3 else ""
+        raise DownloadError(f"{name}: {len(absent)} listed files missing: {'; '.join(absent[:3])}{more}")
+    trainval, test = set(lists["trainval.txt"]), set(lists["test.txt"])
+    leaked = sorted(trainval & test)
+    if leaked:
+        shown = ", ".join(leaked[:5]) + (f" (and {len(leaked) - 5} more)" if len(leaked) > 5 else "")
+        raise DownloadError(f"{name}: {len(leaked)} stems listed in both annotations/trainval.txt and "
+                            f"annotations/test.txt (test photos would be trained on): {shown}")
+    return {"images": len(images), "trimaps": len(trimaps), "trainval": len(trainval), "test": len(test),
+            "in no list": len(images - trainval - test)}
+
+
+def _replace(out_dir: Path, fill, name: str) -> dict[str, int]:
+    """Build `out_dir` in a temporary folder beside it with `fill(tmp)`, check it, then rename it into place.
+
+    Nothing is left behind on an error, and an existing `out_dir` is replaced only once the new one is whole.
+    """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
+        fill(tmp)
+        counts = check_layout(tmp, name)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        tmp.rename(out_dir)
+        return counts
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def extract(archives: dict[str, Path], out_dir: Path) -> dict[str, int]:
+    """Extract all archives into `out_dir` atomically; members escaping the target are refused."""
+    def fill(tmp: Path) -> None:
         for path in archives.values():
             try:
                 with tarfile.open(path, "r:gz") as tar:
@@ -132,10 +190,25 @@ def extract(archives: dict[str, Path], out_dir: Path) -> None:
                 raise DownloadError(f"{path}: unsafe member refused, nothing extracted ({err})") from None
             except (tarfile.TarError, EOFError, OSError) as err:
                 raise DownloadError(f"{path}: not a readable .tar.gz ({err})") from None
-        for required in ("images", "annotations/trimaps", "annotations/trainval.txt", "annotations/test.txt"):
-            if not (tmp / required).exists():
-                raise DownloadError(f"{', '.join(map(str, archives.values()))}: no {required} inside")
-        shutil.rmtree(out_dir, ignore_errors=True)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    return _replace(out_dir, fill, ", ".join(map(str, archives.values())))
+
+
+def copy_folder(folder: Path, out_dir: Path) -> dict[str, int]:
+    """Copy a local folder in the official layout (its images/ and annotations/) into `out_dir` atomically.
+
+    The copy is checked like extracted archives, and errors name the folder; a bad one leaves `out_dir` as it was.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DownloadError(f"{folder}: no such folder (data.folder)")
+
+    def fill(tmp: Path) -> None:
+        for top in ("images", "annotations"):
+            for path in sorted((folder / top).rglob("*")):
+                if path.is_file():  # a link is copied as the file it points to
+                    target = tmp / path.relative_to(folder)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, target)
+
+    return _replace(out_dir, fill, str(folder))

@@ -73,26 +73,78 @@ def original_resolution_counts(probabilities: torch.Tensor, stems: list[str], ra
     return torch.cat(counts)
 
 
-def evaluate_model(model: nn.Module, split: Split, threshold: float, batch_size: int, raw_dir: Path | None = None,
-                   bootstrap: dict | None = None, tta_hflip: bool = False, amp: bool = False) -> tuple[dict, list[dict]]:
-    """The evaluate.json entry of one model on one split, and each image's own Dice.
+SPECIES = {"1": "cat", "2": "dog"}  # the SPECIES column of list.txt
 
-    With `raw_dir`, Dice is also scored at each photo's original resolution (trimaps unresized);
+
+def pet_breeds(stems: list[str], list_file: Path | None) -> dict[str, tuple[str, str]]:
+    """Each stem's (breed, species), from the official list.txt (`Stem CLASS-ID SPECIES BREED-ID` lines).
+
+    A breed is a class id, named after its stems (`Great_Pyrenees_12` -> `Great_Pyrenees`). A stem that
+    list.txt does not hold is named by itself, and is a cat when it starts with a capital (the list's own rule).
+    """
+    listed = {}
+    if list_file is not None and Path(list_file).is_file():
+        for line in Path(list_file).read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and not line.startswith("#"):
+                listed[fields[0]] = (fields[1], SPECIES.get(fields[2], fields[2]))
+    names = {}
+    for stem in sorted(listed):  # the class's name: that of its first stem
+        names.setdefault(listed[stem][0], stem.rsplit("_", 1)[0])
+    out = {}
+    for stem in stems:
+        if stem in listed:
+            out[stem] = (names[listed[stem][0]], listed[stem][1])
+        else:
+            out[stem] = (stem.rsplit("_", 1)[0], "cat" if stem[:1].isupper() else "dog")
+    return out
+
+
+def dice_by_group(counts: torch.Tensor, groups: list[str]) -> dict[str, tuple[float, int]]:
+    """{group: (Dice over the summed counts of its images, number of images)}, in sorted group order."""
+    labels = np.array(groups)
+    return {group: (dice_score(to_confusion(counts[torch.from_numpy(labels == group)])), groups.count(group))
+            for group in sorted(set(groups))}
+
+
+def breed_table(counts: torch.Tensor, stems: list[str], breeds: dict[str, tuple[str, str]]) -> list[dict]:
+    """One row per breed (cats, then dogs, by name): breed, species, Dice over its test pixels, n_images."""
+    species_of = {breed: species for breed, species in breeds.values()}
+    per_breed = dice_by_group(counts, [breeds[stem][0] for stem in stems])
+    order = sorted(per_breed, key=lambda breed: (species_of[breed], breed.lower()))
+    return [{"breed": breed, "species": species_of[breed], "dice": per_breed[breed][0], "n_images": per_breed[breed][1]}
+            for breed in order]
+
+
+def evaluate_model(model: nn.Module, split: Split, threshold: float, batch_size: int, raw_dir: Path | None = None,
+                   bootstrap: dict | None = None, tta_hflip: bool = False,
+                   amp: bool = False) -> tuple[dict, list[dict], list[dict]]:
+    """The evaluate.json entry of one model on one split, each image's own Dice, and the Dice per breed.
+
+    With `raw_dir`, Dice is also scored at each photo's original resolution (trimaps unresized) and per
+    species (`dice_cat`, `dice_dog`) and breed (from `raw_dir`/annotations/list.txt; no breeds without it);
     with `bootstrap` ({samples, confidence, seed}), a percentile interval of the Dice over images.
     `inference_ms_per_image` includes the mirrored pass when `tta_hflip` is on.
     """
     probabilities, seconds = predict_probabilities(model, split.images, batch_size, tta_hflip=tta_hflip, amp=amp)
     counts = confusion_per_image(probabilities > threshold, torch.from_numpy(np.array(split.masks)) > 0)
     per_image = [{"stem": stem, "dice": dice_score(to_confusion(row))} for stem, row in zip(split.stems, counts)]
-    summary = summarize(counts)
+    summary, breeds = summarize(counts), []
     if bootstrap:
         summary["dice_ci_low"], summary["dice_ci_high"] = bootstrap_dice(counts, **bootstrap)
     if raw_dir is not None:
         summary["dice_original_resolution"] = dice_score(to_confusion(
             original_resolution_counts(probabilities, split.stems, raw_dir, threshold)))
+        pets = pet_breeds(split.stems, Path(raw_dir) / "annotations" / "list.txt")
+        per_species = dice_by_group(counts, [pets[stem][1] for stem in split.stems])
+        for species in SPECIES.values():  # null for a species the split does not hold
+            summary[f"dice_{species}"] = per_species[species][0] if species in per_species else None
+        breeds = breed_table(counts, split.stems, pets)
+        for row in per_image:
+            row["breed"], row["species"] = pets[row["stem"]]
     summary |= {"parameters": count_parameters(model),
                 "inference_ms_per_image": round(1000 * seconds / len(split.images), 2)}
-    return summary, per_image
+    return summary, per_image, breeds
 
 
 def load_folder(folder: Path, image_size: int, list_name: str | None = None) -> Split:

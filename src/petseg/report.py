@@ -10,13 +10,14 @@ NAMES = {"unet": "UNet", "resnet34_unet": "ResNet34-UNet"}
 
 
 def results_table(evaluate: dict) -> str:
-    lines = ["| model | test Dice | 95% interval | Dice at original size | mean image Dice | IoU | pixel accuracy "
-             "| test images | parameters | ms/image |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| model | test Dice | 95% interval | Dice at original size | cats | dogs | mean image Dice | IoU "
+             "| pixel accuracy | test images | parameters | ms/image |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in evaluate.items():
         interval = f"{r['dice_ci_low']:.4f} to {r['dice_ci_high']:.4f}" if "dice_ci_low" in r else ""
-        original = f"{r['dice_original_resolution']:.4f}" if "dice_original_resolution" in r else ""
-        lines.append(f"| {NAMES.get(name, name)} | {r['dice']:.4f} | {interval} | {original} | "
+        original, cats, dogs = (f"{r[key]:.4f}" if r.get(key) is not None else ""
+                                for key in ("dice_original_resolution", "dice_cat", "dice_dog"))
+        lines.append(f"| {NAMES.get(name, name)} | {r['dice']:.4f} | {interval} | {original} | {cats} | {dogs} | "
                      f"{r['mean_image_dice']:.4f} | {r['iou']:.4f} | {r['pixel_accuracy']:.4f} | {r['n_images']} | "
                      f"{r['parameters']:,} | {r['inference_ms_per_image']:.1f} |")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Pictures: a grid of test photos with true and predicted masks, and the training curves."""
+"""Pictures: a grid of test photos (varied breeds, each model's worst) with true and predicted masks, and the training curves."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+import torch  # noqa: E402
 
 from petseg.io import atomic_path  # noqa: E402
+from petseg.metrics import confusion_per_image, dice_score, to_confusion  # noqa: E402
+from petseg.report import NAMES as MODEL_NAMES  # noqa: E402
 
 OVERLAY = (255, 40, 40)  # mask colour over the photo
 ALPHA = 0.45
-HEADER = 18  # pixels above each column for its title
 
 
 def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -26,24 +27,56 @@ def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out.round().astype(np.uint8)
 
 
-def prediction_grid(images: np.ndarray, columns: dict[str, np.ndarray]) -> Image.Image:
-    """One row per photo: the photo, then each named mask (truth, models) over it."""
-    n, size = len(images), images.shape[1]
-    titles = ["photo", *columns]
-    grid = Image.new("RGB", (len(titles) * size, HEADER + n * size), "white")
-    draw = ImageDraw.Draw(grid)
-    for col, title in enumerate(titles):
-        draw.text((col * size + 4, 3), title, fill="black")
-    for row in range(n):
-        tiles = [images[row]] + [overlay(images[row], masks[row]) for masks in columns.values()]
-        for col, tile in enumerate(tiles):
-            grid.paste(Image.fromarray(tile), (col * size, HEADER + row * size))
-    return grid
+def choose_photos(per_image: dict[str, list[dict]], n_varied: int, n_worst: int, seed: int) -> list[tuple[str, str]]:
+    """The grid's rows as (stem, label): one photo per breed for up to `n_varied` breeds (seeded draws),
+    then each model's `n_worst` photos of lowest Dice not already shown.
+
+    `per_image` maps each model to its rows of test_dice_MODEL.csv (stem, dice, breed, species).
+    """
+    rng = np.random.default_rng(seed)
+    first = next(iter(per_image.values()))
+    pets = {row["stem"]: (row["breed"], row["species"]) for row in first}
+    species_of = {breed: species for breed, species in pets.values()}
+    breeds = sorted(species_of, key=lambda breed: (species_of[breed], breed.lower()))
+    if len(breeds) > n_varied:
+        keep = set(rng.choice(len(breeds), n_varied, replace=False).tolist())
+        breeds = [breed for i, breed in enumerate(breeds) if i in keep]
+    rows = []
+    for breed in breeds:
+        stems = sorted(stem for stem, (b, _) in pets.items() if b == breed)
+        stem = stems[int(rng.integers(len(stems)))]
+        rows.append((stem, f"{breed} ({pets[stem][1]})"))
+    for model, table in per_image.items():
+        shown = {stem for stem, _ in rows}
+        worst = [row for row in sorted(table, key=lambda r: (float(r["dice"]), r["stem"])) if row["stem"] not in shown]
+        rows += [(row["stem"], f"{MODEL_NAMES.get(model, model)}'s worst #{rank}\n{row['breed']} ({row['species']})")
+                 for rank, row in enumerate(worst[:n_worst], start=1)]
+    return rows
 
 
-def save_png(image: Image.Image, path: Path) -> None:
+def prediction_grid(images: np.ndarray, truth: np.ndarray, predictions: dict[str, np.ndarray],
+                    labels: list[str], stems: list[str], path: Path) -> None:
+    """One row per photo: the photo (its label and stem beside it), the true mask and each model's mask over
+    it, each model's tile titled with its Dice on that photo."""
+    columns = 2 + len(predictions)
+    fig, axes = plt.subplots(len(images), columns, figsize=(2.3 * columns + 1.2, 2.5 * len(images)), squeeze=False)
+    for row, (image, mask) in enumerate(zip(images, truth)):
+        tiles = [(image, stems[row]), (overlay(image, mask), "truth")]
+        for model, masks in predictions.items():
+            dice = dice_score(to_confusion(confusion_per_image(torch.from_numpy(masks[row])[None],
+                                                               torch.from_numpy(mask)[None] > 0)))
+            tiles.append((overlay(image, masks[row]), f"{MODEL_NAMES.get(model, model)}: Dice {dice:.3f}"))
+        for col, (tile, title) in enumerate(tiles):
+            ax = axes[row][col]
+            ax.imshow(tile, interpolation="bilinear")
+            ax.set_title(title, fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row][0].set_ylabel(labels[row], fontsize=11, fontweight="bold")
+    fig.tight_layout()
     with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+        fig.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)
 
 
 def plot_curves(histories: dict[str, list[dict]], path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -72,7 +73,7 @@ def project(tmp_path_factory, tiny_archives) -> Path:
 
 def test_repro_trains_both_models_and_writes_metrics(project):
     output = run(["dvc", "repro"], project)
-    assert stages_run(output) == {"download", "preprocess", "tune", "train_unet", "train_resnet34_unet",
+    assert stages_run(output) == {"check", "download", "preprocess", "tune", "train_unet", "train_resnet34_unet",
                                   "evaluate", "visualize"}
     metrics = json.loads((project / "metrics" / "evaluate.json").read_text())
     assert set(metrics) == {"unet", "resnet34_unet"}
@@ -97,6 +98,34 @@ def test_repro_trains_both_models_and_writes_metrics(project):
 
 
 def test_second_repro_runs_nothing(project):
+    assert stages_run(run(["dvc", "repro"], project)) == set()
+
+
+def tracked_outputs(root: Path) -> dict[str, str]:
+    """md5 of every file of every output that dvc.lock records, and of dvc.lock and params.yaml."""
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    paths = [root / "dvc.lock"] + [root / out["path"] for entry in lock.values() for out in entry.get("outs", [])]
+    files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.rglob("*")) if p.is_dir() else [p])]
+    return {str(f.relative_to(root)): hashlib.md5(f.read_bytes()).hexdigest() if f.exists() else "missing"
+            for f in files if not f.is_dir()}
+
+
+@pytest.mark.parametrize("change, message", [
+    ("lr=-1", "lr: -1 must be > 0"),
+    ("+unet.epoch=3", "unet.epoch: unknown key"),
+    ("preprocess.image_size=100", "preprocess.image_size: 100 must be a multiple of 32"),
+])
+def test_a_failed_exp_run_loses_no_output(project, change, message):
+    before = tracked_outputs(project)
+    assert len(before) > 20 and "missing" not in before.values()
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(["dvc", "exp", "run", "-S", change], cwd=project, env=env, capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert stages_run(result.stdout + result.stderr) == {"check"}  # it stopped at the first stage
+    assert tracked_outputs(project) == before  # every output of every stage, byte for byte
+    run(["git", "checkout", "params.yaml"], project)  # the README's way back to a clean workspace
     assert stages_run(run(["dvc", "repro"], project)) == set()
 
 

@@ -46,8 +46,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     """A path (tune/study.journal): Optuna's JournalStorage in that file. A URL (sqlite:///..., postgresql://...):
     an RDBStorage."""
     if "://" not in url:
-        Path(url).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+        path = Path(url).resolve()  # absolute: the lock is a symlink to it, and a stale lock is found by its target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}

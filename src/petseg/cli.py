@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         "summary on stderr; stdout carries only a command's product (JSON, Markdown, arguments).")
     parser.add_argument("--params", type=Path, help="params file (default: params.yaml; predict never reads it, "
                         "evaluate only when it exists)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE", help="one of:")
 
     def stage(name, func, help_):
         p = sub.add_parser(name, help=help_, description=help_)
@@ -386,7 +386,10 @@ def fill_model_defaults(args) -> None:
         args.plot = args.plot or Path(f"plots/train_{m}.csv")
 
 
-PARAMS_OPTIONAL = {"predict": "never", "evaluate": "if present"}  # both can run outside a project
+# commands that run outside a project: predict takes its settings from the checkpoint, evaluate from params.yaml
+# where there is one (else from the checkpoint), and the others use no params
+PARAMS_OPTIONAL = {"predict": "never", "report": "never", "plots-template": "never", "make-sample": "never",
+                   "evaluate": "if present"}
 
 
 def read_params(args) -> dict | None:

@@ -1,12 +1,13 @@
 # make setup: the virtual environment in .venv (idempotent). make repro: the whole pipeline.
 # make test: the test suite (what CI runs). make browser: Debian's Chromium, for the browser test.
+# make compare: the experiments side by side in 200 columns (both test Dice values and the params that differ).
 # make full: the full-scale profile (profiles/full.yaml: official archives, 256 px, seed widths) as a DVC experiment.
 VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup repro test browser full
+.PHONY: setup repro test browser full compare
 
 setup: $(VENV)/.installed
 
@@ -28,3 +29,11 @@ browser:
 
 full: setup
 	args=$$(petseg profile profiles/full.yaml) && dvc exp run -n full-scale $$args
+
+# dvc exp show --only-changed without the columns that crowd out the Dice: Created, the preprocessing counts,
+# the other evaluate metrics, the tune and train metrics (their names repeat, so DVC prefixes them with
+# metrics/) and the dependency hashes
+COMPARE_DROP := Created|(train|valid|test|skipped)$$|(unet|resnet34_unet)\.(mean_image_dice|iou|pixel_accuracy|n_images|parameters|inference_ms_per_image|dice_ci_low|dice_ci_high|dice_original_resolution)$$|(data|models|plots|src|metrics)/
+
+compare: setup
+	dvc exp show --no-pager --only-changed --drop '$(COMPARE_DROP)'

@@ -214,6 +214,19 @@ def chromium() -> str | None:
     return found
 
 
+def readable_plots(dom: str) -> None:
+    """One colour per model, named axes, whole legends, whole trial numbers, markers for a 1-epoch run."""
+    svgs = "".join(re.findall(r"<svg.*?</svg>", dom, re.S))
+    assert "\u2026" not in svgs  # no label or legend entry cut short with an ellipsis
+    assert dom.count("legend titled 'model'") >= 5 and "Y-axis titled 'y'" not in dom
+    assert "Y-axis titled 'loss (Dice + BCE, log scale)' for a log scale" in dom
+    trial_labels = re.search(r"X-axis titled 'trial'.*?role-axis-label[^>]*>(.*?)</g>", dom, re.S).group(1)
+    ticks = re.findall(r">([^<>]+)</text>", trial_labels)
+    assert ticks and all(t.isdigit() for t in ticks), ticks
+    loss = dom[dom.index('<div id="Loss_per_epoch"'):dom.index('<div id="Dice_per_epoch"')]
+    assert re.search(r'aria-label="epoch: 1; [^"]*model: resnet34_unet', loss)  # its one epoch is a point
+
+
 def test_plots_draw_offline_in_a_real_browser(project, tmp_path):
     browser = chromium()
     if browser is None:
@@ -239,6 +252,7 @@ def test_plots_draw_offline_in_a_real_browser(project, tmp_path):
         assert "<svg" in section, f"{pid}: nothing drawn"
         assert re.search(r'class="mark-(line|symbol|rect)', section), f"{pid}: no marks"
     assert (artifacts / "plots.png").read_bytes().startswith(b"\x89PNG")
+    readable_plots(dom)
     # the page asked for nothing on the network; Chromium's own update/account pings are not the page's
     hosts = set(re.findall(r'"url":"https?://([^/"]+)', netlog.read_text()))
     browser_own = {h for h in hosts if h.endswith((".google.com", ".googleapis.com", ".gvt1.com"))}
@@ -268,6 +282,14 @@ def test_queued_experiments_run_in_parallel_and_apply(project):
         assert 0 <= metrics["unet"]["dice"] <= 1 and 0 <= metrics["resnet34_unet"]["dice"] <= 1
     header = run(["dvc", "exp", "show", "--only-changed", "--csv"], project).splitlines()[0].split(",")
     assert "params.yaml:lr" in header and "unet.dice" in header, header
+    drop = re.search(r"^COMPARE_DROP := (.*)$", (REPO / "Makefile").read_text(), re.M).group(1).replace("$$", "$")
+    compact = ["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", drop]  # make compare
+    header = run(compact + ["--csv"], project).splitlines()[0].split(",")
+    assert {"params.yaml:lr", "unet.dice", "resnet34_unet.dice"} <= set(header), header
+    assert not [h for h in header if h.startswith(("metrics/", "src/", "models/"))], header
+    table = subprocess.run(compact, cwd=project, capture_output=True, text=True, env=dict(
+        os.environ, COLUMNS="200", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")).stdout
+    assert "unet.dice" in table and "lr" in table and "\u2026" not in table and max(map(len, table.splitlines())) <= 200
     run(["dvc", "exp", "apply", runs[3e-4][0]], project)
     assert yaml.safe_load((project / "params.yaml").read_text())["lr"] == 3e-4
     assert "lr" in run(["dvc", "params", "diff"], project)

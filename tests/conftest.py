@@ -25,6 +25,18 @@ TINY_TEST = ["Abyssinian_5", "Abyssinian_201", "Abyssinian_204", "Abyssinian_206
 TINY_STEMS = TINY_TRAINVAL + TINY_TEST + ["Abyssinian_82"]
 
 
+def study_trials(journal: Path, states: tuple[str, ...] | None = None) -> list[tuple]:
+    """(study, trial number, state, lr) of every trial in a tune journal file, read with Optuna."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    if not journal.exists():
+        return []
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    rows = [(study.study_name, t.number, t.state.name, t.params.get("lr"))
+            for study in storage.get_all_studies() for t in storage.get_all_trials(study._study_id, deepcopy=False)]
+    return sorted(row for row in rows if states is None or row[2] in states)
+
+
 @pytest.fixture(scope="session")
 def raw_sample(tmp_path_factory) -> Path:
     """The shipped sample archives, extracted to the official layout."""

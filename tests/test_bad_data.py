@@ -185,7 +185,7 @@ def test_the_stage_prints_the_count_and_never_a_traceback(messy_raw, tmp_path):
     result = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     n_bad = sum(outcome != "ok" for _, _, outcome in CASES.values())
-    assert f"skipped {n_bad} (listed in out/skipped.csv)" in result.stdout
+    assert f"skipped {n_bad} (listed in out/skipped.csv)" in result.stderr
     params["preprocess"]["on_bad_file"] = "fail"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True)

@@ -148,3 +148,48 @@ def test_bench_from_a_saved_run_writes_its_table_into_the_readme(tmp_path):
     assert "| train step unet@256, img/s | 300.0 (fp32 NCHW) | 750.0 | 2.50x |" in text
     assert "| whole epoch (unet), s | 1.8 | 0.6 | 3.00x |" in text
     assert (REPO / "metrics" / "bench.json").read_bytes() == committed  # nothing measured, nothing written
+
+
+def test_a_hand_written_exponent_is_a_number(tmp_path):
+    text = (REPO / "params.yaml").read_text()
+    assert "\nlr: null" in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("\nlr: null", "\nlr: 1e-3").replace("lr_min: 5.0e-4", "lr_min: 5E-4"))
+    params = load_params(path)
+    assert params["lr"] == 0.001 and params["tune"]["lr_min"] == 0.0005
+    path.write_text(text.replace("\nlr: null", "\nlr: '1e-3'"))  # quoted, it is a string: refused
+    with pytest.raises(ParamError, match="lr: '1e-3' is not a number or null"):
+        load_params(path)
+
+
+def test_a_bad_profile_is_reported_under_its_own_name(tmp_path):
+    profile = tmp_path / "prof.yaml"
+    profile.write_text("unet: {epoch: 3}\n")
+    result = petseg("profile", str(profile))
+    assert result.stderr.startswith(f"petseg: {profile}: unet.epoch: unknown key")
+    result = petseg("--params", str(tmp_path / "nope.yaml"), "train", "--model", "unet")
+    assert result.stderr.strip() == f"petseg: {tmp_path / 'nope.yaml'}: no such params file"
+
+
+def test_check_writes_the_same_marker_for_any_valid_params_and_refuses_bad_ones(tmp_path):
+    markers = []
+    for epochs in (3, 30):
+        path = write_params(tmp_path, lambda p: p["unet"].update(epochs=epochs))
+        assert petseg("--params", str(path), "check", "--out", str(tmp_path / "ok")).returncode == 0
+        markers.append((tmp_path / "ok").read_bytes())
+    assert markers[0] == markers[1]
+    path = write_params(tmp_path, lambda p: p["unet"].update(epoch=3))
+    result = petseg("--params", str(path), "check", "--out", str(tmp_path / "ok"))
+    assert result.returncode == 2 and "unet.epoch: unknown key" in result.stderr
+    assert (tmp_path / "ok").read_bytes() == markers[0]
+
+
+def test_help_is_whole_and_every_option_says_what_it_does():
+    from petseg.cli import build_parser
+    parser = build_parser()
+    assert parser.description.endswith(".")
+    subparsers = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict)).choices
+    for name, sub in [("petseg", parser), *subparsers.items()]:
+        for action in sub._actions:
+            assert action.help, f"{name} {'/'.join(action.option_strings) or action.dest}: no help text"
+    assert "summary" in " ".join(petseg("--help").stdout.split())

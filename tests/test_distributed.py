@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 import yaml
 
 from petseg.checkpoint import load_checkpoint
-from tests.conftest import REPO
+from tests.conftest import REPO, study_trials
 
 # DDP keeps BatchNorm statistics per process (2 photos each instead of 4) and each rank computes
 # its soft Dice on its own half batch, so the runs are close, not equal. The stated margin is on the
@@ -60,7 +59,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(processed, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     model, meta = load_checkpoint(ddp / "models" / "unet.pt")
     assert meta["model"] == "unet" and not any(k.startswith("module.") for k in model.state_dict())
-    assert result.stdout.count("petseg train: unet: best valid Dice") == 1  # only rank 0 reports and writes
+    assert result.stderr.count("petseg train: unet: best valid Dice") == 1  # only rank 0 reports and writes
     one, two = rows(single), rows(ddp)
     assert len(one) == len(two) == 3
     for a, b in zip(one, two):
@@ -76,14 +75,12 @@ def test_two_tune_workers_share_one_study_without_losing_or_repeating_a_trial(pr
                for _ in range(2)]
     outputs = [w.communicate(timeout=600) for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
-    with sqlite3.connect(root / "tune" / "study.db") as con:
-        trials = con.execute("SELECT t.number, t.state, p.param_value FROM trials t LEFT JOIN trial_params p "
-                             "USING (trial_id)").fetchall()
+    trials = [row[1:] for row in study_trials(root / "tune" / "study.journal")]
     finished = [t for t in trials if t[1] in ("COMPLETE", "PRUNED")]
     assert len(finished) == 4  # n_trials in all: none lost, none extra
     assert len({t[0] for t in finished}) == 4
     assert not [t for t in trials if t[1] == "RUNNING"]
     assert not [t for t in trials if t[1] == "FAIL" and t[2] is not None]  # no trial trained and then dropped
-    ran = [line for out, _ in outputs for line in out.splitlines() if " trial " in line and "done" in line]
-    assert len(ran) == 4 and all(out.count(" trial ") >= 1 for out, _ in outputs)  # both workers took trials
+    ran = [line for _, err in outputs for line in err.splitlines() if " trial " in line and "done" in line]
+    assert len(ran) == 4 and all(err.count(" trial ") >= 1 for _, err in outputs)  # both workers took trials
     assert json.loads((root / "metrics" / "tune_unet.json").read_text())["n_trials"] == 4

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from petseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from petseg.data import load_split
 from petseg.models import build_model
 from petseg.train import fit
-from tests.conftest import REPO
+from tests.conftest import REPO, study_trials
 
 EPOCHS = 6
 
@@ -111,7 +110,7 @@ def test_sigkill_mid_epoch_then_rerun_ends_exactly_like_an_uninterrupted_run(pro
     rerun = start(killed, "train", "--model", "unet")
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
-    assert "resuming after epoch" in out
+    assert "resuming after epoch" in err
     assert not resume.exists()
 
     a, b = outputs(straight), outputs(killed)
@@ -131,25 +130,18 @@ def test_a_resume_state_from_other_settings_is_not_reused(processed, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (root / "models/unet.resume.pt").write_bytes((stale / "models/unet.resume.pt").read_bytes())
-    out, _ = start(root, "train", "--model", "unet").communicate(timeout=300)
-    assert "resuming" not in out
+    _, err = start(root, "train", "--model", "unet").communicate(timeout=300)
+    assert "resuming" not in err
     assert outputs(root)["metrics"] == first["metrics"]
 
 
-def finished_trials(db: Path) -> list[tuple]:
-    if not db.exists():
-        return []
-    with sqlite3.connect(db) as con:
-        if not con.execute("SELECT name FROM sqlite_master WHERE name = 'trial_params'").fetchall():
-            return []  # the study is still being created
-        return con.execute("SELECT s.study_name, t.number, t.state, p.param_value FROM trials t "
-                           "JOIN studies s USING (study_id) JOIN trial_params p USING (trial_id) "
-                           "WHERE t.state IN ('COMPLETE', 'PRUNED') ORDER BY s.study_name, t.number").fetchall()
+def finished_trials(journal: Path) -> list[tuple]:
+    return study_trials(journal, ("COMPLETE", "PRUNED"))
 
 
 def test_killed_tuning_keeps_finished_trials_and_runs_only_the_missing(processed, tmp_path):
     root = make_project(tmp_path / "tune", processed, resnet34_unet={"decoder_channels": 8})
-    db = root / "tune/study.db"
+    db = root / "tune/study.journal"
     proc = start(root, "tune", pause_in_epoch=3)  # the first epoch of the second UNet trial (2 epochs a trial)
     wait_for((root / "paused").exists)
     proc.send_signal(signal.SIGKILL)

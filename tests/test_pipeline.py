@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
@@ -73,7 +74,7 @@ def project(tmp_path_factory, tiny_archives) -> Path:
 
 def test_repro_trains_both_models_and_writes_metrics(project):
     output = run(["dvc", "repro"], project)
-    assert stages_run(output) == {"download", "preprocess", "tune", "train_unet", "train_resnet34_unet",
+    assert stages_run(output) == {"check", "download", "preprocess", "tune", "train_unet", "train_resnet34_unet",
                                   "evaluate", "visualize"}
     metrics = json.loads((project / "metrics" / "evaluate.json").read_text())
     assert set(metrics) == {"unet", "resnet34_unet"}
@@ -122,6 +123,34 @@ def test_an_epochs_change_reruns_that_training_and_no_tuning(project):
         assert tune_fingerprint(params, "unet", project / "data" / "processed") == before
     finally:
         (project / "params.yaml").write_text(original)
+
+
+def tracked_outputs(root: Path) -> dict[str, str]:
+    """md5 of every file of every output that dvc.lock records, and of dvc.lock and params.yaml."""
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    paths = [root / "dvc.lock"] + [root / out["path"] for entry in lock.values() for out in entry.get("outs", [])]
+    files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.rglob("*")) if p.is_dir() else [p])]
+    return {str(f.relative_to(root)): hashlib.md5(f.read_bytes()).hexdigest() if f.exists() else "missing"
+            for f in files if not f.is_dir()}
+
+
+@pytest.mark.parametrize("change, message", [
+    ("lr=-1", "lr: -1 must be > 0"),
+    ("+unet.epoch=3", "unet.epoch: unknown key"),
+    ("preprocess.image_size=100", "preprocess.image_size: 100 must be a multiple of 32"),
+])
+def test_a_failed_exp_run_loses_no_output(project, change, message):
+    before = tracked_outputs(project)
+    assert len(before) > 20 and "missing" not in before.values()
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(["dvc", "exp", "run", "-S", change], cwd=project, env=env, capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert stages_run(result.stdout + result.stderr) == {"check"}  # it stopped at the first stage
+    assert tracked_outputs(project) == before  # every output of every stage, byte for byte
+    run(["git", "checkout", "params.yaml"], project)  # the README's way back to a clean workspace
+    assert stages_run(run(["dvc", "repro"], project)) == set()
 
 
 TIMED = {"metrics/evaluate.json", "metrics/train_unet.json", "metrics/train_resnet34_unet.json",
@@ -209,6 +238,19 @@ def chromium() -> str | None:
     return found
 
 
+def readable_plots(dom: str) -> None:
+    """One colour per model, named axes, whole legends, whole trial numbers, markers for a 1-epoch run."""
+    svgs = "".join(re.findall(r"<svg.*?</svg>", dom, re.S))
+    assert "\u2026" not in svgs  # no label or legend entry cut short with an ellipsis
+    assert dom.count("legend titled 'model'") >= 5 and "Y-axis titled 'y'" not in dom
+    assert "Y-axis titled 'loss (Dice + BCE, log scale)' for a log scale" in dom
+    trial_labels = re.search(r"X-axis titled 'trial'.*?role-axis-label[^>]*>(.*?)</g>", dom, re.S).group(1)
+    ticks = re.findall(r">([^<>]+)</text>", trial_labels)
+    assert ticks and all(t.isdigit() for t in ticks), ticks
+    loss = dom[dom.index('<div id="Loss_per_epoch"'):dom.index('<div id="Dice_per_epoch"')]
+    assert re.search(r'aria-label="epoch: 1; [^"]*model: resnet34_unet', loss)  # its one epoch is a point
+
+
 def test_plots_draw_offline_in_a_real_browser(project, tmp_path):
     browser = chromium()
     if browser is None:
@@ -234,6 +276,7 @@ def test_plots_draw_offline_in_a_real_browser(project, tmp_path):
         assert "<svg" in section, f"{pid}: nothing drawn"
         assert re.search(r'class="mark-(line|symbol|rect)', section), f"{pid}: no marks"
     assert (artifacts / "plots.png").read_bytes().startswith(b"\x89PNG")
+    readable_plots(dom)
     # the page asked for nothing on the network; Chromium's own update/account pings are not the page's
     hosts = set(re.findall(r'"url":"https?://([^/"]+)', netlog.read_text()))
     browser_own = {h for h in hosts if h.endswith((".google.com", ".googleapis.com", ".gvt1.com"))}
@@ -263,6 +306,14 @@ def test_queued_experiments_run_in_parallel_and_apply(project):
         assert 0 <= metrics["unet"]["dice"] <= 1 and 0 <= metrics["resnet34_unet"]["dice"] <= 1
     header = run(["dvc", "exp", "show", "--only-changed", "--csv"], project).splitlines()[0].split(",")
     assert "params.yaml:lr" in header and "unet.dice" in header, header
+    drop = re.search(r"^COMPARE_DROP := (.*)$", (REPO / "Makefile").read_text(), re.M).group(1).replace("$$", "$")
+    compact = ["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", drop]  # make compare
+    header = run(compact + ["--csv"], project).splitlines()[0].split(",")
+    assert {"params.yaml:lr", "unet.dice", "resnet34_unet.dice"} <= set(header), header
+    assert not [h for h in header if h.startswith(("metrics/", "src/", "models/"))], header
+    table = subprocess.run(compact, cwd=project, capture_output=True, text=True, env=dict(
+        os.environ, COLUMNS="200", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")).stdout
+    assert "unet.dice" in table and "lr" in table and "\u2026" not in table and max(map(len, table.splitlines())) <= 200
     run(["dvc", "exp", "apply", runs[3e-4][0]], project)
     assert yaml.safe_load((project / "params.yaml").read_text())["lr"] == 3e-4
     assert "lr" in run(["dvc", "params", "diff"], project)

@@ -21,7 +21,7 @@ from tests.conftest import REPO
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "unet.pt"
     model = build_model("unet", {"base_channels": 4})
-    save_checkpoint(path, model.state_dict(), "unet", {"base_channels": 4}, 64)
+    save_checkpoint(path, model.state_dict(), "unet", {"base_channels": 4}, 64, threshold=0.5, tta_hflip=True)
     return path
 
 
@@ -38,7 +38,7 @@ def test_predict_writes_masks_at_each_photos_own_size(checkpoint, tmp_path):
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "skipped" in result.stderr and "broken.jpg: not a readable image" in result.stderr
-    assert "wrote masks and overlays of 4 photos" in result.stdout
+    assert "wrote masks and overlays of 4 photos" in result.stderr
     for name, (h, w) in sizes.items():
         stem = name.split("/")[-1].rsplit(".", 1)[0]
         mask = np.asarray(Image.open(tmp_path / "out" / f"{stem}_mask.png"))
@@ -115,3 +115,65 @@ def test_dice_per_species_and_breed_of_a_model(tiny_raw):
     assert breeds[0]["dice"] == result["dice_cat"] and breeds[1]["dice"] == result["dice_dog"]
     assert {(row["stem"], row["breed"], row["species"]) for row in per_image} >= {
         ("Abyssinian_5", "Abyssinian", "cat"), ("american_bulldog_205", "american_bulldog", "dog")}
+
+
+def predict(checkpoint, *args, cwd):
+    return subprocess.run([sys.executable, "-m", "petseg", "predict", *map(str, args), "--model", str(checkpoint),
+                           "--out", "out"], cwd=cwd, capture_output=True, text=True)
+
+
+def test_predict_follows_the_exif_orientation_outside_any_project(checkpoint, tiny_raw, tmp_path):
+    upright = Image.open(tiny_raw / "images" / "Abyssinian_5.jpg").convert("RGB")
+    assert upright.width != upright.height
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a phone held upright: the stored pixels are turned, the viewer rotates them 90 degrees
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    from PIL import ImageOps
+    shown = ImageOps.exif_transpose(Image.open(tmp_path / "phone.jpg")).convert("RGB")  # what a viewer shows
+    shown.save(tmp_path / "viewer.png")
+    result = predict(checkpoint, "phone.jpg", "viewer.png", cwd=tmp_path)  # no params.yaml here
+    assert result.returncode == 0, result.stderr
+    phone = np.asarray(Image.open(tmp_path / "out" / "phone_mask.png"))
+    viewer = np.asarray(Image.open(tmp_path / "out" / "viewer_mask.png"))
+    assert phone.shape == (upright.height, upright.width) == viewer.shape
+    assert np.array_equal(phone, viewer)
+    assert Image.open(tmp_path / "out" / "phone_overlay.png").size == upright.size
+
+
+def test_photos_of_one_name_never_overwrite_each_other(checkpoint, tmp_path):
+    rng = np.random.default_rng(1)
+    for name in ("a/pet.jpg", "b/pet.png", "c/dog.jpg", "c/dog.png", "cat.jpg"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / name)
+    result = predict(checkpoint, "a/pet.jpg", "b", "c", "cat.jpg", "c/dog.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "wrote masks and overlays of 5 photos" in result.stderr
+    written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*_mask.png"))
+    assert written == ["a/pet_mask.png", "b/pet_mask.png", "cat_mask.png", "dog_jpg_mask.png", "dog_png_mask.png"]
+
+
+class ShapeRecorder(torch.nn.Module):
+    """Remembers the input shapes it was given; predicts pet on the left half."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.shapes = torch.nn.Parameter(torch.zeros(1)), []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        left = (torch.arange(x.shape[-1]) < x.shape[-1] // 2).float() * 20 - 10
+        return left.expand(x.shape[0], 1, x.shape[2], -1) + self.w
+
+
+def test_wide_and_tall_photos_keep_their_aspect(tmp_path):
+    from petseg.predict import predict_photos
+    for name, size in {"wide.png": (1200, 300), "tall.png": (300, 1200), "odd.png": (333, 100)}.items():
+        Image.new("RGB", size, (120, 80, 40)).save(tmp_path / name)
+    model = ShapeRecorder()
+    photos = [tmp_path / n for n in ("wide.png", "tall.png", "odd.png")]
+    written, _ = predict_photos(model, 96, photos, tmp_path / "out", 4, 0.5)
+    # shorter side at the training size, the longer in proportion, padded to a multiple of 32
+    assert sorted(s[2:] for s in model.shapes) == [(96, 320), (96, 384), (384, 96)]
+    odd = np.asarray(Image.open(tmp_path / "out" / "odd_mask.png")) > 0
+    assert odd.shape == (100, 333)
+    assert odd[:, :160].all() and not odd[:, 170:].any()  # the padding is cut off before scaling back

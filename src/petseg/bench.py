@@ -147,7 +147,7 @@ def tuning_cost(train: Split, valid: Split, params: dict, seeds=(0, 1)) -> list[
             if not pruning:
                 tune["pruner_warmup_epochs"] = tune["epochs"]  # never pruned
             with tempfile.TemporaryDirectory() as tmp:
-                storage = open_storage(f"sqlite:///{tmp}/bench.db", tune["heartbeat_seconds"])
+                storage = open_storage(f"{tmp}/bench.journal")
                 study = tune_model("unet", {"base_channels": params["unet"]["base_channels"]}, train, valid,
                                    tune_params=tune, train_params=params["train"], augment_params=params["augment"],
                                    seed=seed, storage=storage, fingerprint={"seed": seed, "pruning": pruning})

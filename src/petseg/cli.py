@@ -16,6 +16,14 @@ from petseg.config import MODELS, ParamError, load_params
 # Bad input (params, files, checkpoints, a diverging loss) is shown as one line; PETSEG_DEBUG=1 shows
 # the traceback too. Anything else is a bug and keeps its traceback.
 ERRORS = (ValueError, OSError, FloatingPointError)
+DEFAULT_BATCH = 16  # photos per inference batch where no params.yaml says (evaluate.batch_size)
+
+
+def cmd_check(args, params):
+    from petseg.io import atomic_path
+    with atomic_path(args.out) as tmp:  # the same bytes whatever the params: a valid change reruns nothing
+        tmp.write_text("params valid\n")
+    return f"params valid (marker {args.out})"
 
 
 def cmd_download(args, params):
@@ -63,7 +71,7 @@ def cmd_tune(args, params):
     from petseg.models import architecture
     from petseg.tune import best_trial, open_storage, trials_table, tune_model
     train, valid = load_split(args.data, "train"), load_split(args.data, "valid")
-    storage = open_storage(params["tune"]["storage"], params["tune"]["heartbeat_seconds"])
+    storage = open_storage(params["tune"]["storage"])
     compute_setup(params, "tune")
     summary = []
     for name in args.model or MODELS:
@@ -78,12 +86,12 @@ def cmd_tune(args, params):
     return "best " + "; ".join(summary)
 
 
-def compute_setup(params: dict, stage: str):
-    """The device and whether to autocast (train.amp), said once on stderr by the stage that uses them."""
+def compute_setup(params: dict | None, stage: str):
+    """The device and whether to autocast (train.amp; `auto` outside a project), said once on stderr."""
     from petseg.device import best_device, precision_note, use_amp
-    device = best_device()
-    print(f"petseg {stage}: {precision_note(params['train']['amp'], device)}", file=sys.stderr, flush=True)
-    return device, use_amp(params["train"]["amp"], device)
+    device, setting = best_device(), params["train"]["amp"] if params is not None else "auto"
+    print(f"petseg {stage}: {precision_note(setting, device)}", file=sys.stderr, flush=True)
+    return device, use_amp(setting, device)
 
 
 def resolve_lr(params: dict, tuned: Path) -> float:
@@ -112,8 +120,10 @@ def cmd_train(args, params):
         return f"{name}: rank {result.rank} done"
     best = result.history[result.best_epoch - 1]
     # Outputs appear only once training is complete: an interrupted run leaves none that looks finished.
+    # the threshold and TTA go with the weights: predict needs no params.yaml (dvc.yaml tracks both for train)
     save_checkpoint(args.checkpoint, result.best_state, name, arch, train.images.shape[1],
-                    epoch=best["epoch"], valid_dice=best["valid_dice"], lr=lr)
+                    epoch=best["epoch"], valid_dice=best["valid_dice"], lr=lr,
+                    threshold=params["evaluate"]["threshold"], tta_hflip=params["evaluate"]["tta_hflip"])
     write_csv(args.plot, result.history)
     write_json(args.metrics, {"lr": lr, "epochs": len(result.history), "best_epoch": best["epoch"],
                               "best_valid_dice": best["valid_dice"],
@@ -122,21 +132,33 @@ def cmd_train(args, params):
     return f"{name}: best valid Dice {best['valid_dice']:.4f} at epoch {best['epoch']}, saved {args.checkpoint}"
 
 
+def inference_settings(params: dict | None, meta: dict, path: Path) -> tuple[dict, dict | None]:
+    """Threshold, TTA and batch size, and the bootstrap settings: from params.yaml in a project; outside one,
+    threshold and TTA as the checkpoint records them, and no bootstrap interval."""
+    if params is not None:
+        p = params["evaluate"]
+        return p, {"samples": p["bootstrap_samples"], "confidence": p["confidence"], "seed": params["seed"]}
+    if "threshold" not in meta or "tta_hflip" not in meta:
+        raise ValueError(f"{path}: records no threshold and TTA (an older checkpoint); run where its params.yaml "
+                         "is, or give --params")
+    return {"threshold": meta["threshold"], "tta_hflip": meta["tta_hflip"], "batch_size": DEFAULT_BATCH}, None
+
+
 def cmd_evaluate(args, params):
     from petseg.checkpoint import load_checkpoint
     from petseg.data import load_split
     from petseg.evaluate import evaluate_model, load_folder
     from petseg.io import write_csv, write_json
-    results, split, p = {}, None, params["evaluate"]
-    bootstrap = {"samples": p["bootstrap_samples"], "confidence": p["confidence"], "seed": params["seed"]}
+    results, split = {}, None
+    loaded = [(path, *load_checkpoint(path)) for path in args.checkpoint]  # every file checked before any work
     device, amp = compute_setup(params, "evaluate")
-    for path in args.checkpoint:
-        model, meta = load_checkpoint(path)
+    for path, model, meta in loaded:
         model = model.to(device)
         if args.folder is not None:
             split = load_folder(args.folder, meta["image_size"], args.list)
         elif split is None:
             split = load_split(args.data, "test")
+        p, bootstrap = inference_settings(params, meta, path)
         results[meta["model"]], per_image, breeds = evaluate_model(
             model, split, p["threshold"], p["batch_size"], args.folder or args.raw, bootstrap, p["tta_hflip"], amp)
         if args.per_image_dir:
@@ -191,11 +213,11 @@ def cmd_predict(args, params):
     from petseg.checkpoint import load_checkpoint
     from petseg.predict import collect_photos, predict_photos
     model, meta = load_checkpoint(args.model)
+    p, _ = inference_settings(None, meta, args.model)
+    photos = collect_photos(args.photos)  # every input checked before any work
     device, amp = compute_setup(params, "predict")
-    model = model.to(device)
-    written, skipped = predict_photos(model, meta["image_size"], collect_photos(args.photos), args.out,
-                                      args.batch_size or params["evaluate"]["batch_size"],
-                                      params["evaluate"]["threshold"], params["evaluate"]["tta_hflip"], amp)
+    written, skipped = predict_photos(model.to(device), meta["image_size"], photos, args.out,
+                                      args.batch_size, p["threshold"], p["tta_hflip"], amp)
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
     if not written and skipped:
@@ -270,43 +292,59 @@ def cmd_make_sample(args, params):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="petseg", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+    parser = argparse.ArgumentParser(
+        prog="petseg", description="Binary pet segmentation on Oxford-IIIT Pet, one subcommand per pipeline stage "
+        "(dvc.yaml runs them). Each stage reads its params, writes its outputs atomically and ends with a one-line "
+        "summary on stderr; stdout carries only a command's product (JSON, Markdown, arguments).")
+    parser.add_argument("--params", type=Path, help="params file (default: params.yaml; predict never reads it, "
+                        "evaluate only when it exists)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE", help="one of:")
 
     def stage(name, func, help_):
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=func)
         return p
 
-    p = stage("download", cmd_download, "get and verify the archives (data.source), or copy a local folder (data.folder), "
-              "in the official layout")
-    p.add_argument("--out", type=Path, default=Path("data/raw"))
-    p.add_argument("--sample-dir", type=Path, default=Path("data/sample"), help="the shipped sample archives")
+    def checkpoints(p):
+        p.add_argument("--checkpoint", type=Path, nargs="+", default=[Path(f"models/{m}.pt") for m in MODELS],
+                       help="model checkpoints (default: models/unet.pt models/resnet34_unet.pt)")
+
+    data_help = "the preprocessed arrays (default: %(default)s)"
+    p = stage("check", cmd_check, "validate params.yaml and write a marker that stays byte-identical while it "
+              "is valid (the pipeline's first stage: bad params stop it before DVC removes any output)")
+    p.add_argument("--out", type=Path, default=Path("metrics/params.ok"), help="the marker (default: %(default)s)")
+    p = stage("download", cmd_download, "get and verify the archives (data.source), or copy a local folder "
+              "(data.folder), in the official layout")
+    p.add_argument("--out", type=Path, default=Path("data/raw"), help="where to extract (default: %(default)s)")
+    p.add_argument("--sample-dir", type=Path, default=Path("data/sample"),
+                   help="the shipped sample archives (default: %(default)s)")
     p.add_argument("--archives", type=Path, default=Path("data/archives"),
                    help="where the full archives are downloaded, or placed by hand (default: %(default)s)")
     p = stage("preprocess", cmd_preprocess, "decode, resize and split the photos into uint8 arrays")
-    p.add_argument("--raw", type=Path, default=Path("data/raw"))
-    p.add_argument("--out", type=Path, default=Path("data/processed"))
-    p.add_argument("--counts", type=Path, default=Path("metrics/preprocess.json"))
+    p.add_argument("--raw", type=Path, default=Path("data/raw"), help="the official layout (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("data/processed"),
+                   help="folder for the arrays and manifest.csv (default: %(default)s)")
+    p.add_argument("--counts", type=Path, default=Path("metrics/preprocess.json"),
+                   help="JSON of the split sizes and skipped files (default: %(default)s)")
     p = stage("tune", cmd_tune, "Optuna search of each model's learning rate (study in tune.storage: "
               "resumable, and shared by several tune processes)")
-    p.add_argument("--data", type=Path, default=Path("data/processed"))
+    p.add_argument("--data", type=Path, default=Path("data/processed"), help=data_help)
     p.add_argument("--model", choices=MODELS, action="append", help="tune only this model (repeatable)")
-    p.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
-    p.add_argument("--plots-dir", type=Path, default=Path("plots"))
+    p.add_argument("--metrics-dir", type=Path, default=Path("metrics"),
+                   help="folder for tune_MODEL.json, the best trial (default: %(default)s)")
+    p.add_argument("--plots-dir", type=Path, default=Path("plots"),
+                   help="folder for tune_MODEL.csv, one row per trial (default: %(default)s)")
     p = stage("train", cmd_train, "train one model from scratch, keep the best-validation checkpoint")
-    p.add_argument("--model", choices=MODELS, required=True)
-    p.add_argument("--data", type=Path, default=Path("data/processed"))
+    p.add_argument("--model", choices=MODELS, required=True, help="the model to train")
+    p.add_argument("--data", type=Path, default=Path("data/processed"), help=data_help)
     p.add_argument("--tuned", type=Path, help="tune JSON with best_lr (default: metrics/tune_MODEL.json)")
     p.add_argument("--checkpoint", type=Path, help="default: models/MODEL.pt")
     p.add_argument("--metrics", type=Path, help="default: metrics/train_MODEL.json")
     p.add_argument("--plot", type=Path, help="per-epoch CSV (default: plots/train_MODEL.csv)")
     p = stage("evaluate", cmd_evaluate, "score checkpoints on the test split, or on any folder in the "
               "official layout (--folder), and print the metrics JSON")
-    p.add_argument("--checkpoint", type=Path, nargs="+",
-                   default=[Path(f"models/{m}.pt") for m in MODELS])
-    p.add_argument("--data", type=Path, default=Path("data/processed"))
+    checkpoints(p)
+    p.add_argument("--data", type=Path, default=Path("data/processed"), help=data_help)
     p.add_argument("--raw", type=Path, default=Path("data/raw"), help="the unresized trimaps, for the Dice at "
                    "original resolution (default: %(default)s)")
     p.add_argument("--folder", type=Path, help="a folder with images/ and annotations/trimaps/")
@@ -316,23 +354,29 @@ def build_parser() -> argparse.ArgumentParser:
                    "test_breeds_MODEL.csv (the Dice of each breed) here")
     p = stage("visualize", cmd_visualize, "PNG grid of test predictions (a photo per breed, each model's "
               "worst) and PNG of the training curves")
-    p.add_argument("--data", type=Path, default=Path("data/processed"))
-    p.add_argument("--checkpoint", type=Path, nargs="+",
-                   default=[Path(f"models/{m}.pt") for m in MODELS])
-    p.add_argument("--history", type=Path, nargs="+",
-                   default=[Path(f"plots/train_{m}.csv") for m in MODELS])
+    p.add_argument("--data", type=Path, default=Path("data/processed"), help=data_help)
+    checkpoints(p)
+    p.add_argument("--history", type=Path, nargs="+", default=[Path(f"plots/train_{m}.csv") for m in MODELS],
+                   help="per-epoch CSVs of the training runs (default: plots/train_MODEL.csv of both)")
     p.add_argument("--per-image", type=Path, nargs="+", default=[Path(f"plots/test_dice_{m}.csv") for m in MODELS],
-                   help="each model's per-image test Dice, from evaluate (for its worst photos)")
-    p.add_argument("--grid", type=Path, default=Path("plots/predictions.png"))
-    p.add_argument("--curves", type=Path, default=Path("plots/curves.png"))
-    p = stage("predict", cmd_predict, "masks for new photos of any size or format. Example: "
+                   help="each model's per-image test Dice, from evaluate (for its worst photos; default: "
+                   "plots/test_dice_MODEL.csv of both)")
+    p.add_argument("--grid", type=Path, default=Path("plots/predictions.png"),
+                   help="the prediction grid PNG (default: %(default)s)")
+    p.add_argument("--curves", type=Path, default=Path("plots/curves.png"),
+                   help="the training curves PNG (default: %(default)s)")
+    p = stage("predict", cmd_predict, "masks for new photos of any size or format, as a viewer shows them "
+              "(EXIF orientation), with the threshold and TTA the checkpoint records. Example: "
               "petseg predict my_cat.jpg photos/ --model models/unet.pt --out predictions/")
-    p.add_argument("photos", type=Path, nargs="+", metavar="PHOTO_OR_FOLDER")
+    p.add_argument("photos", type=Path, nargs="+", metavar="PHOTO_OR_FOLDER", help="photos, or folders searched "
+                   "for photo files")
     p.add_argument("--model", type=Path, required=True, help="a checkpoint, e.g. models/unet.pt")
-    p.add_argument("--out", type=Path, required=True, help="folder for <stem>_mask.png and <stem>_overlay.png")
-    p.add_argument("--batch-size", type=int, help="photos per batch (default: evaluate.batch_size)")
+    p.add_argument("--out", type=Path, required=True, help="folder for <name>_mask.png and <name>_overlay.png "
+                   "(photos of one name in several folders keep their folders under it)")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="photos per batch (default: %(default)s)")
     p = stage("report", cmd_report, "the results table (Markdown) from metrics/evaluate.json")
-    p.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"))
+    p.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"),
+                   help="the evaluate JSON (default: %(default)s)")
     p.add_argument("--readme", type=Path, help="also replace the table between the results markers of this file")
     p = stage("ablation", cmd_ablation, "the ablation table (Markdown) from the DVC experiments named "
               "abl<step>-<label>-s<seed>, each step averaged over its seeds")
@@ -341,18 +385,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", help="with --curve: a commit whose longer run is drawn too, its minutes "
                    "rescaled to this machine")
     p = stage("plots-template", cmd_plots_template, "write the offline HTML template for dvc plots")
-    p.add_argument("--out", type=Path, default=Path(".dvc/plots/offline.html"))
+    p.add_argument("--out", type=Path, default=Path(".dvc/plots/offline.html"),
+                   help="the template file (default: %(default)s)")
     p = stage("bench", cmd_bench, "measure input pipeline, training step, epoch and inference speed "
               "against the straightforward way, side by side")
-    p.add_argument("--raw", type=Path, default=Path("data/raw"))
-    p.add_argument("--data", type=Path, default=Path("data/processed"))
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--raw", type=Path, default=Path("data/raw"),
+                   help="the official layout, decoded by the straightforward path (default: %(default)s)")
+    p.add_argument("--data", type=Path, default=Path("data/processed"), help=data_help)
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (default: %(default)s)")
     p.add_argument("--tuning", action="store_true", help="also compare the lr search with and without pruning "
                    "(2 seeds each; minutes)")
     p.add_argument("--full-data", type=Path, default=Path("../shared/data/oxford-pets-160"),
                    help="a folder in the official layout: also time one UNet epoch over its whole trainval split at "
                    "128 px, each way, when it exists (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=Path("metrics/bench.json"))
+    p.add_argument("--out", type=Path, default=Path("metrics/bench.json"),
+                   help="the measurements JSON (default: %(default)s)")
     p.add_argument("--readme", type=Path, help="also replace the table between the bench markers of this file")
     p.add_argument("--section", default="bench", help="the markers' name in --readme (default: %(default)s)")
     p.add_argument("--from", dest="from_file", type=Path, metavar="JSON",
@@ -360,12 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("profile", cmd_profile, "print the `-S key=value` arguments of dvc exp run that switch to a "
               "profile, after checking the result. Example: dvc exp run -n full $(petseg profile profiles/full.yaml)")
     p.add_argument("profile", type=Path, help="a YAML file with the params to change, e.g. profiles/full.yaml")
-    p.set_defaults(summary_stream="stderr")  # stdout is the arguments, for $(...)
     p = stage("make-sample", cmd_make_sample, "build data/sample archives from a folder in the official layout")
-    p.add_argument("--src", type=Path, default=Path("../shared/data/oxford-pets-sample"))
-    p.add_argument("--out", type=Path, default=Path("data/sample"))
-    p.add_argument("--max-side", type=int, default=384)
-    p.add_argument("--quality", type=int, default=85)
+    p.add_argument("--src", type=Path, default=Path("../shared/data/oxford-pets-sample"),
+                   help="a folder in the official layout (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("data/sample"), help="folder for the two archives "
+                   "(default: %(default)s)")
+    p.add_argument("--max-side", type=int, default=384, help="photos are shrunk to this longer side "
+                   "(default: %(default)s)")
+    p.add_argument("--quality", type=int, default=85, help="JPEG quality (default: %(default)s)")
     return parser
 
 
@@ -379,15 +428,29 @@ def fill_model_defaults(args) -> None:
         args.plot = args.plot or Path(f"plots/train_{m}.csv")
 
 
+# commands that run outside a project: predict takes its settings from the checkpoint, evaluate from params.yaml
+# where there is one (else from the checkpoint), and the others use no params
+PARAMS_OPTIONAL = {"predict": "never", "report": "never", "plots-template": "never", "make-sample": "never",
+                   "evaluate": "if present"}
+
+
+def read_params(args) -> dict | None:
+    """params.yaml (or --params), validated; None where the command can do without and there is none."""
+    when = PARAMS_OPTIONAL.get(args.command)
+    path = args.params or Path("params.yaml")
+    if when == "never" or (when == "if present" and args.params is None and not path.is_file()):
+        return None
+    return load_params(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     fill_model_defaults(args)
     start = time.perf_counter()
     try:
-        params = load_params(args.params)
-        summary = args.func(args, params)
+        summary = args.func(args, read_params(args))
     except ParamError as err:
-        print(f"petseg: {args.params}: {err}", file=sys.stderr)
+        print(f"petseg: {err.source or args.params or 'params.yaml'}: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"petseg {args.command}: interrupted; no partial output was left in place", file=sys.stderr)
@@ -397,6 +460,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"petseg {args.command}: error: {err}", file=sys.stderr)
         return 1
-    stream = sys.stderr if getattr(args, "summary_stream", "stdout") == "stderr" else sys.stdout
-    print(f"petseg {args.command}: {summary} ({time.perf_counter() - start:.1f} s)", file=stream, flush=True)
+    # stdout is the product (JSON, Markdown, arguments); the summary goes with the progress, to stderr
+    print(f"petseg {args.command}: {summary} ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
     return 0

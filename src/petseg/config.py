@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,31 @@ MODELS = ("unet", "resnet34_unet")
 
 
 class ParamError(ValueError):
-    """A bad value in params.yaml; the message names the key, the value and what is allowed."""
+    """A bad value in params.yaml; the message names the key, the value and what is allowed.
+
+    `source` is the file the value came from (params.yaml, a profile), when known.
+    """
+
+    def __init__(self, message: str, source: str | Path | None = None):
+        super().__init__(message)
+        self.source = source
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 floats: `1e-3` is a number (PyYAML, following YAML 1.1, reads it as a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)[eE][-+]?\d+$"), list("-+0123456789."))
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a params or profile file; one line naming the file when it is not YAML."""
+    try:
+        return yaml.load(Path(path).read_text(), Loader=_Loader)
+    except yaml.YAMLError as err:
+        raise ParamError(f"not valid YAML ({str(err).splitlines()[0]})", path) from None
 
 
 def _number(kind, low=None, high=None, low_open=False, high_open=False, nullable=False):
@@ -158,16 +183,16 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     """Read and validate params.yaml; raises ParamError naming the file or the key."""
     path = Path(path)
     if not path.is_file():
-        raise ParamError(f"{path}: no such params file")
+        raise ParamError("no such params file", path)
+    params = read_yaml(path)
     try:
-        params = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ParamError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if isinstance(params, dict) and isinstance(params.get("train"), dict):
-        # `dvc exp run -S train.amp=on` writes a bare `on`, which YAML 1.1 (PyYAML) reads as true
-        amp = params["train"].get("amp")
-        params["train"]["amp"] = {True: "on", False: "off"}.get(amp, amp) if isinstance(amp, bool) else amp
-    validate(params)
+        if isinstance(params, dict) and isinstance(params.get("train"), dict):
+            # `dvc exp run -S train.amp=on` writes a bare `on`, which YAML 1.1 (PyYAML) reads as true
+            amp = params["train"].get("amp")
+            params["train"]["amp"] = {True: "on", False: "off"}.get(amp, amp) if isinstance(amp, bool) else amp
+        validate(params)
+    except ParamError as err:
+        raise ParamError(str(err), path) from None
     return params
 
 
@@ -195,16 +220,16 @@ def profile_overrides(params: dict, profile_path: str | Path) -> list[str]:
     """`-S key=value` arguments that turn `params` into the profile; the merged params are validated first."""
     path = Path(profile_path)
     if not path.is_file():
-        raise ParamError(f"{path}: no such profile")
-    profile = yaml.safe_load(path.read_text()) or {}
+        raise ParamError("no such profile", path)
+    profile = read_yaml(path) or {}
     try:
         validate(merge(params, profile))  # an unknown key or a bad value, named as in params.yaml
     except ParamError as err:
-        raise ParamError(f"{path}: {err}") from None
+        raise ParamError(str(err), path) from None
     args = []
     for key, value in flatten(profile).items():
         text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
         if any(c.isspace() for c in text.replace(", ", ",")):
-            raise ParamError(f"{path}: {key}: {value!r} has spaces; give it in params.yaml instead")
+            raise ParamError(f"{key}: {value!r} has spaces; give it in params.yaml instead", path)
         args += ["-S", f"{key}={text.replace(', ', ',')}"]
     return args

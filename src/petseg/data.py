@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from petseg.augment import reseed
 from petseg.download import read_split_list
 from petseg.io import atomic_path, write_csv
-from petseg.progress import progress
+from petseg.progress import note, progress
 
 SPLITS = ("train", "valid", "test")
 PET, BACKGROUND, BORDER = 1, 2, 3  # trimap values of the official annotations
@@ -25,10 +25,15 @@ class BadFile(ValueError):
     """A photo or trimap that cannot be used; the message names the file and the reason."""
 
 
-def decode_image(path: Path) -> Image.Image:
-    """Open a photo by its content, whatever its extension says (JPEG, PNG, GIF...), as RGB."""
-    with Image.open(path) as image:
-        image.seek(0)  # first frame of an animated GIF
+def decode_image(path: Path, upright: bool = False) -> Image.Image:
+    """Open a photo by its content, whatever its extension says (JPEG, PNG, GIF...), as RGB.
+
+    `upright`: turned as its EXIF orientation says, as a viewer shows it (new photos; the dataset's trimaps
+    follow the stored pixels, so training data is read as stored).
+    """
+    with Image.open(path) as opened:
+        opened.seek(0)  # first frame of an animated GIF
+        image = ImageOps.exif_transpose(opened) if upright else opened
         if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale to 8 bits, don't clip
             deep = np.asarray(image, dtype=np.float64)
             return Image.fromarray(np.round(deep * 255 / 65535).clip(0, 255).astype(np.uint8)).convert("RGB")
@@ -131,7 +136,7 @@ def preprocess(raw_dir: Path, out_dir: Path, image_size: int, valid_fraction: fl
                 if reason is not None:
                     if on_bad_file == "fail":
                         raise BadFile(reason)
-                    print(f"skipped {reason}", flush=True)
+                    note(f"skipped {reason}")
                     skipped.append({"stem": stem, "split": split, "reason": reason})
                     continue
                 images.append(pair[0])

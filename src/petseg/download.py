@@ -96,7 +96,7 @@ def ensure_archives(folder: Path, checksums: dict, url: str | None = None, retri
         if not path.exists():
             if url is None:
                 raise DownloadError(f"{path}: missing")
-            print(f"downloading {url.rstrip('/')}/{name} ({spec['size'] / 1e6:.0f} MB) to {path}", flush=True)
+            print(f"downloading {url.rstrip('/')}/{name} ({spec['size'] / 1e6:.0f} MB) to {path}", file=sys.stderr, flush=True)
             fetch(f"{url.rstrip('/')}/{name}", path, spec["size"], spec["md5"], retries, timeout)
         verify(path, spec["size"], spec["md5"])  # a file placed by hand is checked, never deleted
         paths[name] = path

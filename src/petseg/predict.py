@@ -1,4 +1,4 @@
-"""Masks for new photos of any size or format, at each photo's own resolution."""
+"""Masks for new photos of any size, shape or format, at each photo's own resolution."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from petseg.evaluate import predict_probabilities, upscale_mask
 from petseg.visualize import overlay, save_png
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+GRID = 32  # the models downsample 5 times: inputs are multiples of 32
 
 
 def collect_photos(inputs: list[Path]) -> list[Path]:
-    """The files given, and the photo files (by suffix) inside the folders given, in order."""
+    """The files given, and the photo files (by suffix) inside the folders given, in order, each once."""
     photos = []
     for path in map(Path, inputs):
         if path.is_dir():
@@ -24,30 +25,61 @@ def collect_photos(inputs: list[Path]) -> list[Path]:
             photos.append(path)
         else:
             raise FileNotFoundError(f"{path}: no such photo or folder")
-    return photos
+    seen = set()
+    return [p for p in photos if not (p.resolve() in seen or seen.add(p.resolve()))]
+
+
+def output_names(photos: list[Path]) -> dict[Path, str]:
+    """Each photo's output name (without _mask.png): its stem where that is unique; photos that share a stem
+    keep their folders relative to their common folder (a/pet, b/pet), and their suffix where even that
+    is shared (pet_jpg, pet_png). No two photos get one name."""
+    names = {photo: photo.stem for photo in photos}
+    for stem in {s for s in names.values() if list(names.values()).count(s) > 1}:
+        clash = [p for p in photos if p.stem == stem]
+        common = Path(*[parts[0] for parts in zip(*(p.resolve().parent.parts for p in clash))
+                        if len(set(parts)) == 1])
+        relative = {p: p.resolve().parent.relative_to(common) / p.stem for p in clash}
+        for p in clash:
+            shared = sum(r == relative[p] for r in relative.values()) > 1
+            names[p] = relative[p].as_posix() + (f"_{p.suffix.lstrip('.').lower()}" if shared else "")
+    return names
+
+
+def model_input(photo: Image.Image, image_size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The photo at the model's scale without distorting it: its shorter side `image_size` px, the longer in
+    proportion, padded (mirrored) up to a multiple of 32. Returns the array and the (height, width) of the
+    photo inside it."""
+    scale = image_size / min(photo.size)
+    width, height = (max(GRID, round(side * scale)) for side in photo.size)
+    array = np.asarray(photo.resize((width, height), Image.Resampling.BILINEAR))
+    pad = [(0, -height % GRID), (0, -width % GRID), (0, 0)]
+    return np.pad(array, pad, mode="symmetric"), (height, width)
 
 
 def predict_photos(model, image_size: int, photos: list[Path], out_dir: Path, batch_size: int,
-                   threshold: float, tta_hflip: bool = False, amp: bool = False) -> tuple[list[Path], list[str]]:
-    """Write <stem>_mask.png (0/255) and <stem>_overlay.png per photo; returns written, skipped reasons."""
-    written, skipped = [], []
+                   threshold: float, tta_hflip: bool = False,
+                   amp: bool = False) -> tuple[list[Path], list[str]]:
+    """Write <name>_mask.png (0/255) and <name>_overlay.png per photo (names from `output_names`), upright as
+    a viewer shows the photo (EXIF orientation); returns the masks written and the skipped reasons."""
+    written, skipped, names = [], [], output_names(photos)
     for start in range(0, len(photos), batch_size):
-        batch, inputs = [], []
+        shapes: dict[tuple, list] = {}  # photos of one input shape go through the model together
         for path in photos[start:start + batch_size]:
             try:
-                photo = decode_image(path)
+                photo = decode_image(path, upright=True)
             except (OSError, SyntaxError, ValueError) as err:
                 skipped.append(f"{path}: not a readable image ({err})")
                 continue
-            batch.append((path, photo))
-            inputs.append(np.asarray(photo.resize((image_size, image_size), Image.Resampling.BILINEAR)))
-        if not batch:
-            continue
-        probabilities, _ = predict_probabilities(model, np.stack(inputs), batch_size, tta_hflip=tta_hflip, amp=amp)
-        for (path, photo), probability in zip(batch, probabilities.numpy()):
-            # probabilities, not the thresholded mask, are scaled back: smoother edges at full size
-            mask = upscale_mask(probability, photo.size, threshold)
-            save_png(Image.fromarray((mask * 255).astype(np.uint8)), out_dir / f"{path.stem}_mask.png")
-            save_png(Image.fromarray(overlay(np.asarray(photo), mask)), out_dir / f"{path.stem}_overlay.png")
-            written.append(out_dir / f"{path.stem}_mask.png")
+            array, inside = model_input(photo, image_size)
+            shapes.setdefault(array.shape, []).append((path, photo, array, inside))
+        for group in shapes.values():
+            probabilities, _ = predict_probabilities(model, np.stack([g[2] for g in group]), batch_size,
+                                                     tta_hflip=tta_hflip, amp=amp)
+            for (path, photo, _, (height, width)), probability in zip(group, probabilities.numpy()):
+                # probabilities, not the thresholded mask, are scaled back: smoother edges at full size
+                mask = upscale_mask(probability[:height, :width], photo.size, threshold)
+                base = out_dir / names[path]
+                save_png(Image.fromarray((mask * 255).astype(np.uint8)), base.with_name(base.name + "_mask.png"))
+                save_png(Image.fromarray(overlay(np.asarray(photo), mask)), base.with_name(base.name + "_overlay.png"))
+                written.append(base.with_name(base.name + "_mask.png"))
     return written, skipped

@@ -15,3 +15,8 @@ def progress(iterable, desc: str, total: int | None = None, unit: str = "it"):
     if not sys.stderr.isatty():
         return iterable
     return tqdm(iterable, desc=desc, total=total, unit=unit, leave=False, dynamic_ncols=True)
+
+
+def note(message: str) -> None:
+    """A progress line (an epoch, a trial, a skipped file): on stderr, so stdout stays the command's product."""
+    print(message, file=sys.stderr, flush=True)

@@ -25,7 +25,7 @@ from petseg.io import atomic_path
 from petseg.losses import DiceBCELoss
 from petseg.metrics import confusion_per_image, dice_score, to_confusion
 from petseg.models import build_model
-from petseg.progress import progress
+from petseg.progress import note, progress
 
 
 def seed_everything(seed: int) -> None:
@@ -206,7 +206,7 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             history, best_state, best_epoch = state["history"], state["best_state"], state["best_epoch"]
-            print(f"{name}: resuming after epoch {len(history)} from {resume}", flush=True)
+            note(f"{name}: resuming after epoch {len(history)} from {resume}")
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
         start_epoch(train_loader, seed, epoch)
@@ -225,8 +225,8 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
             best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.state_dict().items()}
             best_epoch = epoch
         if rank == 0:
-            print(f"{name} epoch {epoch}/{epochs}: train loss {train_loss:.4f} dice {row['train_dice']:.4f}, "
-                  f"valid loss {valid_loss:.4f} dice {row['valid_dice']:.4f}, {row['seconds']:.1f} s", flush=True)
+            note(f"{name} epoch {epoch}/{epochs}: train loss {train_loss:.4f} dice {row['train_dice']:.4f}, "
+                 f"valid loss {valid_loss:.4f} dice {row['valid_dice']:.4f}, {row['seconds']:.1f} s")
         if resume is not None and rank == 0:
             with atomic_path(resume) as tmp:
                 torch.save({"run_id": run_id, "model": net.state_dict(), "optimizer": optimizer.state_dict(),

@@ -1,16 +1,19 @@
 """The tune stage: an Optuna search of each model's learning rate.
 
-The study lives in a storage (SQLite by default), so a killed run continues where it stopped and
-several `petseg tune` processes, on one machine or many, can share one study: each trial slot is
-claimed in the storage, heartbeats retire the trials of dead processes, and a worker that finds
-the remaining slots taken waits for them instead of running extra trials.
+The study lives in a storage (by default a journal file, Optuna's advice for several processes on
+one machine; any RDB URL for several machines), so a killed run continues where it stopped and
+several `petseg tune` processes can share one study: each trial slot is claimed in the storage,
+heartbeats retire the trials of dead processes, and a worker that finds the remaining slots taken
+waits for them instead of running extra trials.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
+from contextlib import contextmanager
 import warnings
 from pathlib import Path
 
@@ -19,10 +22,11 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from petseg.data import Split
+from petseg.progress import note
 from petseg.train import fit
 
-# heartbeats and fail_stale_trials are marked experimental; they are what makes shared studies safe
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+HEARTBEAT = "petseg_heartbeat"  # trial system attribute: the time its process last said it is alive
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 ALIVE = (TrialState.RUNNING, TrialState.WAITING)
@@ -38,18 +42,52 @@ def study_name(model: str, settings: dict) -> str:
     return f"{model}-{digest}"
 
 
-def open_storage(url: str, heartbeat: int) -> optuna.storages.BaseStorage:
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """A path (tune/study.journal): Optuna's JournalStorage in that file. A URL (sqlite:///..., postgresql://...):
+    an RDBStorage."""
+    if "://" not in url:
+        path = Path(url).resolve()  # absolute: the lock is a symlink to it, and a stale lock is found by its target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat,
-                                              grace_period=3 * heartbeat)
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
         except sqlalchemy.exc.SQLAlchemyError:
             if attempt == 4:
                 raise
             time.sleep(1 + attempt)  # workers started together race to create the schema: the loser retries
+
+
+@contextmanager
+def heartbeat(trial: optuna.Trial, seconds: int):
+    """While a trial runs, stamp it alive every `seconds` (Optuna's own heartbeat exists for RDB only)."""
+    stop = threading.Event()
+
+    def beat():
+        while True:
+            trial.storage.set_trial_system_attr(trial._trial_id, HEARTBEAT, time.time())
+            if stop.wait(seconds):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def fail_stale_trials(study: optuna.Study, seconds: int) -> None:
+    """Mark failed the running trials not stamped alive for three heartbeats: their process died."""
+    now = time.time()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        last = t.system_attrs.get(HEARTBEAT, t.datetime_start.timestamp())
+        if now - last > 3 * seconds:
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -61,7 +99,7 @@ def tune_model(name: str, arch: dict, train: Split, valid: Split, *, tune_params
                fingerprint: dict) -> optuna.Study:
     """Run trials until this model's study holds `tune.n_trials` finished ones."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    n_trials, heartbeat = tune_params["n_trials"], tune_params["heartbeat_seconds"]
+    n_trials, heartbeat_seconds = tune_params["n_trials"], tune_params["heartbeat_seconds"]
     study = optuna.create_study(
         study_name=study_name(name, fingerprint), storage=storage, load_if_exists=True, direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=tune_params["startup_trials"]),
@@ -79,19 +117,20 @@ def tune_model(name: str, arch: dict, train: Split, valid: Split, *, tune_params
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        result = fit(name, arch, train, valid, lr=lr, epochs=tune_params["epochs"], seed=seed,
-                     train_params=train_params, augment_params=augment_params, on_epoch=report)
+        with heartbeat(trial, heartbeat_seconds):
+            result = fit(name, arch, train, valid, lr=lr, epochs=tune_params["epochs"], seed=seed,
+                         train_params=train_params, augment_params=augment_params, on_epoch=report)
         return max(row["valid_dice"] for row in result.history)
 
     def announce(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state in FINISHED:
             steps = trial.intermediate_values
-            print(f"{name} trial {trial.number}: lr {trial.params['lr']:.2e}, valid Dice "
-                  f"{steps[max(steps)]:.4f} after {len(steps)} epochs ({trial.state.name.lower()}); "
-                  f"{len(finished(study))}/{n_trials} done", flush=True)
+            note(f"{name} trial {trial.number}: lr {trial.params['lr']:.2e}, valid Dice "
+                 f"{steps[max(steps)]:.4f} after {len(steps)} epochs ({trial.state.name.lower()}); "
+                 f"{len(finished(study))}/{n_trials} done")
 
     while True:
-        optuna.storages.fail_stale_trials(study)  # trials of killed processes
+        fail_stale_trials(study, heartbeat_seconds)  # trials of killed processes
         diverged = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.params]
         if len(diverged) >= n_trials:
             raise ValueError(f"{name}: {len(diverged)} trials diverged; lower tune.lr_max ({tune_params['lr_max']})")
@@ -99,7 +138,7 @@ def tune_model(name: str, arch: dict, train: Split, valid: Split, *, tune_params
         if done >= n_trials:
             return study
         if done + len(study.get_trials(deepcopy=False, states=ALIVE)) >= n_trials:
-            time.sleep(heartbeat)  # the remaining slots are being run by another worker
+            time.sleep(heartbeat_seconds)  # the remaining slots are being run by another worker
             continue
         study.optimize(objective, n_trials=1, catch=(FloatingPointError, SlotTaken), callbacks=[announce])
 

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 import torch  # noqa: E402
 
 from petseg.io import atomic_path  # noqa: E402
@@ -25,6 +26,11 @@ def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     tint = mask.astype(bool)
     out[tint] = (1 - ALPHA) * out[tint] + ALPHA * np.array(OVERLAY, np.float32)
     return out.round().astype(np.uint8)
+
+
+def save_png(image: Image.Image, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
 
 
 def choose_photos(per_image: dict[str, list[dict]], n_varied: int, n_worst: int, seed: int) -> list[tuple[str, str]]:
@@ -80,18 +86,26 @@ def prediction_grid(images: np.ndarray, truth: np.ndarray, predictions: dict[str
 
 
 def plot_curves(histories: dict[str, list[dict]], path: Path) -> None:
-    """Loss (top) and Dice (bottom), train and valid per epoch, one column per model."""
+    """Loss (top, log scale: an early validation loss can be 20 times the rest) and Dice (bottom), train and
+    valid per epoch, one column per model, whole epochs on the axis."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
     fig, axes = plt.subplots(2, len(histories), figsize=(5 * len(histories), 7), squeeze=False)
     for col, (name, rows) in enumerate(histories.items()):
-        epochs = [r["epoch"] for r in rows]
-        for row, metric in enumerate(("loss", "dice")):
+        epochs = [int(r["epoch"]) for r in rows]
+        for row, (metric, label) in enumerate((("loss", "loss (Dice + BCE, log scale)"), ("dice", "Dice"))):
             ax = axes[row][col]
             for part in ("train", "valid"):
-                ax.plot(epochs, [r[f"{part}_{metric}"] for r in rows], marker=".", label=part)
-            ax.set(title=f"{name}: {metric}", xlabel="epoch")
-            ax.grid(alpha=0.3)
+                ax.plot(epochs, [r[f"{part}_{metric}"] for r in rows], marker="o", markersize=4, label=part)
+            if metric == "loss":
+                ax.set_yscale("log")
+                ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 3, 5)))
+                ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 0.3, not 3 x 10^-1
+                ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.set(title=f"{name}: {metric}", xlabel="epoch", ylabel=label)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3, which="both")
             ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
+        fig.savefig(tmp, format="png", dpi=80, bbox_inches="tight", pad_inches=0.15, metadata={"Software": None})
     plt.close(fig)

@@ -1,0 +1,79 @@
+"""Output that pipes: stdout carries only a command's product (JSON, Markdown, arguments); the summary line
+and progress go to stderr. Each command's stdout goes through a parser."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+
+import yaml
+
+from petseg.checkpoint import save_checkpoint
+from petseg.models import build_model
+from tests.conftest import REPO
+
+
+def petseg(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "petseg", *map(str, args)], cwd=cwd, capture_output=True, text=True)
+
+
+def summary(result, command: str) -> str:
+    assert result.returncode == 0, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"petseg {command}: ") and last.endswith(" s)"), last
+    return last
+
+
+def test_evaluate_prints_only_json_and_runs_outside_a_project(tiny_raw, tmp_path):
+    checkpoint = tmp_path / "unet.pt"
+    save_checkpoint(checkpoint, build_model("unet", {"base_channels": 4}).state_dict(), "unet",
+                    {"base_channels": 4}, 64, threshold=0.5, tta_hflip=True)
+    result = petseg("evaluate", "--checkpoint", checkpoint, "--folder", tiny_raw, "--list", "test.txt", cwd=tmp_path)
+    assert "Dice" in summary(result, "evaluate")
+    scores = json.loads(result.stdout)  # what `| python -m json.tool` needs
+    assert scores["unet"]["n_images"] == 6 and 0 <= scores["unet"]["dice"] <= 1
+    assert "dice_ci_low" not in scores["unet"]  # no params.yaml here: no bootstrap settings
+
+
+def markdown_table(text: str) -> list[dict]:
+    lines = text.strip().splitlines()
+    assert all(line.startswith("| ") and line.endswith(" |") for line in lines), text
+    rows = [[cell.strip() for cell in line[1:-1].split("|")] for line in lines]
+    assert all(cell == "---" for cell in rows[1]) and all(len(row) == len(rows[0]) for row in rows)
+    return [dict(zip(rows[0], row)) for row in rows[2:]]
+
+
+def test_report_prints_only_the_markdown_table(tmp_path):
+    result = petseg("report", "--metrics", REPO / "metrics" / "evaluate.json", cwd=tmp_path)
+    summary(result, "report")
+    table = markdown_table(result.stdout)
+    metrics = json.loads((REPO / "metrics" / "evaluate.json").read_text())
+    assert [row["test Dice"] for row in table] == [f"{m['dice']:.4f}" for m in metrics.values()]
+
+
+def test_profile_prints_only_arguments(tmp_path):
+    result = petseg("profile", REPO / "profiles" / "full.yaml", cwd=REPO)
+    summary(result, "profile")
+    args = shlex.split(result.stdout)
+    assert args[::2] == ["-S"] * (len(args) // 2) and all("=" in a for a in args[1::2])
+
+
+def test_stages_print_nothing_on_stdout(tiny_raw, tmp_path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["preprocess"].update(image_size=64, num_workers=1)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = petseg("preprocess", "--raw", tiny_raw, "--out", "out", "--counts", "counts.json", cwd=tmp_path)
+    assert "wrote out" in summary(result, "preprocess")
+    assert result.stdout == ""
+    result = petseg("check", "--out", "params.ok", cwd=tmp_path)
+    summary(result, "check")
+    assert result.stdout == ""
+
+
+def test_make_sample_prints_only_the_checksums_json(tiny_raw, tmp_path):
+    result = petseg("make-sample", "--src", tiny_raw, "--out", "sample", "--max-side", "48", cwd=tmp_path)
+    summary(result, "make-sample")
+    checksums = json.loads(result.stdout)
+    assert set(checksums) == {"images.tar.gz", "annotations.tar.gz"}

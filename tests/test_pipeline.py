@@ -327,10 +327,10 @@ def test_a_local_folder_source_is_tracked_by_dvc(tmp_path, tiny_archives, tiny_r
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["data"].update(source="folder", folder=str(pets))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert stages_run(run(["dvc", "repro", "preprocess"], root)) == {"download", "preprocess"}
+    assert stages_run(run(["dvc", "repro", "preprocess"], root)) == {"check", "download", "preprocess"}
     assert (root / "data/raw/images/Abyssinian_1.jpg").read_bytes() == (pets / "images/Abyssinian_1.jpg").read_bytes()
     assert stages_run(run(["dvc", "repro", "preprocess"], root)) == set()
     (pets / "annotations" / "test.txt").write_text(
         "".join(f"{stem} 1 1 1\n" for stem in TINY_TEST[:-1]))  # one test photo fewer
-    assert stages_run(run(["dvc", "repro", "preprocess"], root)) == {"download", "preprocess"}
+    assert stages_run(run(["dvc", "repro", "preprocess"], root)) == {"download", "preprocess"}  # check: unchanged
     assert json.loads((root / "metrics/preprocess.json").read_text())["test"] == len(TINY_TEST) - 1

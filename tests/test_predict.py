@@ -167,13 +167,16 @@ class ShapeRecorder(torch.nn.Module):
 
 def test_wide_and_tall_photos_keep_their_aspect(tmp_path):
     from petseg.predict import predict_photos
-    for name, size in {"wide.png": (1200, 300), "tall.png": (300, 1200), "odd.png": (333, 100)}.items():
+    sizes = {"wide.png": (1200, 300), "tall.png": (300, 1200), "odd.png": (333, 100), "usual.png": (200, 120)}
+    for name, size in sizes.items():
         Image.new("RGB", size, (120, 80, 40)).save(tmp_path / name)
     model = ShapeRecorder()
-    photos = [tmp_path / n for n in ("wide.png", "tall.png", "odd.png")]
+    photos = [tmp_path / n for n in sizes]
     written, _ = predict_photos(model, 96, photos, tmp_path / "out", 4, 0.5)
-    # shorter side at the training size, the longer in proportion, padded to a multiple of 32
-    assert sorted(s[2:] for s in model.shapes) == [(96, 320), (96, 384), (384, 96)]
+    # beyond 2:1, shorter side at the training size, the longer in proportion, padded to a multiple of 32;
+    # a usual photo is squashed to the training square, as the training photos were
+    assert sorted(s[2:] for s in model.shapes) == [(96, 96), (96, 320), (96, 384), (384, 96)]
+    assert np.asarray(Image.open(tmp_path / "out" / "usual_mask.png")).shape == (120, 200)
     odd = np.asarray(Image.open(tmp_path / "out" / "odd_mask.png")) > 0
     assert odd.shape == (100, 333)
     assert odd[:, :160].all() and not odd[:, 170:].any()  # the padding is cut off before scaling back

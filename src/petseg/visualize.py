@@ -103,6 +103,7 @@ def plot_curves(histories: dict[str, list[dict]], path: Path) -> None:
                 ax.yaxis.set_minor_formatter(NullFormatter())
             ax.set(title=f"{name}: {metric}", xlabel="epoch", ylabel=label)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlim(0.5, max(epochs) + 0.5)  # whole epochs on the axis even for a 1-epoch run
             ax.grid(alpha=0.3, which="both")
             ax.legend()
     fig.tight_layout()

@@ -77,3 +77,17 @@ def test_make_sample_prints_only_the_checksums_json(tiny_raw, tmp_path):
     summary(result, "make-sample")
     checksums = json.loads(result.stdout)
     assert set(checksums) == {"images.tar.gz", "annotations.tar.gz"}
+
+
+
+def test_a_reader_that_stops_early_gets_no_error():
+    """`petseg report | head -1`: the table meets a pipe already closed (here before the first write, so the
+    test does not depend on timing), and petseg says nothing of it."""
+    import os
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    result = subprocess.run([sys.executable, "-m", "petseg", "report"], cwd=REPO, stdout=write_end,
+                            stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    assert result.returncode == 141
+    assert result.stderr == ""

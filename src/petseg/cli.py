@@ -455,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"petseg {args.command}: interrupted; no partial output was left in place", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `petseg report | head -3`: the reader has what it wanted; say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141
     except ERRORS as err:
         if os.environ.get("PETSEG_DEBUG"):
             raise

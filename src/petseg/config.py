@@ -23,9 +23,15 @@ class ParamError(ValueError):
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.2 floats: `1e-3` is a number (PyYAML, following YAML 1.1, reads it as a string)."""
+    """YAML 1.2, as DVC writes params.yaml: `1e-3` is a number and only true/false are booleans (PyYAML,
+    following YAML 1.1, reads `1e-3` as a string and the `on` of `dvc exp run -S train.amp=on` as true)."""
 
 
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)[eE][-+]?\d+$"), list("-+0123456789."))
@@ -186,10 +192,6 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         raise ParamError("no such params file", path)
     params = read_yaml(path)
     try:
-        if isinstance(params, dict) and isinstance(params.get("train"), dict):
-            # `dvc exp run -S train.amp=on` writes a bare `on`, which YAML 1.1 (PyYAML) reads as true
-            amp = params["train"].get("amp")
-            params["train"]["amp"] = {True: "on", False: "off"}.get(amp, amp) if isinstance(amp, bool) else amp
         validate(params)
     except ParamError as err:
         raise ParamError(str(err), path) from None

@@ -2,13 +2,14 @@
 # make test: the test suite (what CI runs). make browser: Debian's Chromium, for the browser test.
 # make queue JOBS=N: run the queued experiments N at a time, each with its share of the cores.
 # make compare: the experiments side by side in 200 columns (both test Dice values and the params that differ).
+# make full-cpu: all of ../shared/data/oxford-pets-160 on a 2-core CPU in about an hour (profiles/full-cpu.yaml).
 # make full: the full-scale profile (profiles/full.yaml: official archives, 256 px, seed widths) as a DVC experiment.
 VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup repro test browser full queue compare
+.PHONY: setup repro test browser full full-cpu queue compare
 
 setup: $(VENV)/.installed
 
@@ -30,6 +31,9 @@ browser:
 
 full: setup
 	args=$$(petseg profile profiles/full.yaml) && dvc exp run -n full-scale $$args
+
+full-cpu: setup
+	args=$$(petseg profile profiles/full-cpu.yaml) && dvc exp run -n full-cpu $$args
 
 JOBS ?= 1
 queue: setup

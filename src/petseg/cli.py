@@ -69,12 +69,17 @@ def cmd_tune(args, params):
     from petseg.data import load_split
     from petseg.io import write_csv, write_json
     from petseg.models import architecture
-    from petseg.tune import best_trial, open_storage, trials_table, tune_model
+    from petseg.tune import NO_TUNING, TRIALS_FIELDS, best_trial, open_storage, trials_table, tune_model
     train, valid = load_split(args.data, "train"), load_split(args.data, "valid")
     storage = open_storage(params["tune"]["storage"])
     compute_setup(params, "tune")
     summary = []
     for name in args.model or MODELS:
+        if params["tune"]["n_trials"] == 0:  # a fixed lr trains; the outputs say no search ran
+            write_json(Path(args.metrics_dir) / f"tune_{name}.json", NO_TUNING)
+            write_csv(Path(args.plots_dir) / f"tune_{name}.csv", [], fieldnames=TRIALS_FIELDS)
+            summary.append(f"{name} not tuned (tune.n_trials 0, lr {params['lr']:.2e})")
+            continue
         study = tune_model(name, architecture(name, params[name]), train, valid, tune_params=params["tune"],
                            train_params=params["train"], augment_params=params["augment"],
                            seed=params["seed"], storage=storage,
@@ -82,8 +87,8 @@ def cmd_tune(args, params):
         best = best_trial(study)
         write_json(Path(args.metrics_dir) / f"tune_{name}.json", best)
         write_csv(Path(args.plots_dir) / f"tune_{name}.csv", trials_table(study))
-        summary.append(f"{name} lr {best['best_lr']:.2e} (valid Dice {best['best_valid_dice']:.4f})")
-    return "best " + "; ".join(summary)
+        summary.append(f"{name} best lr {best['best_lr']:.2e} (valid Dice {best['best_valid_dice']:.4f})")
+    return "; ".join(summary)
 
 
 def compute_setup(params: dict | None, stage: str):

@@ -147,7 +147,7 @@ SCHEMA: dict[str, Any] = {
     "unet": {"base_channels": positive_int, "epochs": positive_int},
     "resnet34_unet": {"decoder_channels": positive_int, "epochs": positive_int},
     "tune": {
-        "n_trials": positive_int, "epochs": positive_int,
+        "n_trials": _number(int, low=0), "epochs": positive_int,
         "lr_min": positive, "lr_max": positive,
         "startup_trials": _number(int, low=0), "pruner_warmup_epochs": _number(int, low=0),
         "storage": _string, "heartbeat_seconds": positive_int,
@@ -178,6 +178,8 @@ def validate(params: dict, schema: dict = SCHEMA, prefix: str = "") -> None:
         tune = params["tune"]
         if tune["lr_min"] >= tune["lr_max"]:
             raise ParamError(f"tune.lr_min: {tune['lr_min']} must be < tune.lr_max ({tune['lr_max']})")
+        if tune["n_trials"] == 0 and params["lr"] is None:
+            raise ParamError("tune.n_trials: 0 (no tuning) needs a fixed learning rate: set lr, e.g. lr: 2.0e-3")
         if params["data"]["source"] == "folder" and not Path(params["data"]["folder"]).expanduser().is_dir():
             raise ParamError(f"data.folder: {params['data']['folder']!r} is no folder; with data.source folder it "
                              "must be a folder in the official layout (images/, annotations/trimaps/, list files)")

@@ -28,6 +28,10 @@ from petseg.train import fit
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 HEARTBEAT = "petseg_heartbeat"  # trial system attribute: the time its process last said it is alive
 
+TRIALS_FIELDS = ["trial", "lr", "valid_dice", "epochs", "pruned"]
+# tune_<model>.json when tune.n_trials is 0: the fixed `lr` param trains (config.py requires it)
+NO_TUNING = {"best_lr": None, "best_valid_dice": None, "best_trial": None, "n_trials": 0, "n_pruned": 0,
+             "trial_epochs": 0, "tune_seconds": 0.0}
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 ALIVE = (TrialState.RUNNING, TrialState.WAITING)
 

@@ -7,13 +7,16 @@ import pytest
 from petseg.ablation import ablation_rows, ablation_table
 
 
-def experiment(name: str, seed: int, epochs: int, dice: float, state: str = "success") -> dict:
+def experiment(name: str, seed: int, epochs: int, dice: float, state: str = "success", valid: float | None = None) -> dict:
+    """An experiment whose models both score `dice` on test and `valid` (default: dice + 0.05) on validation."""
     model = {"dice": dice, "dice_original_resolution": dice - 0.01}
+    trained = {"train_seconds": 90.0, "best_valid_dice": dice + 0.05 if valid is None else valid}
     return {"name": name, "executor": {"state": state}, "revs": [{"name": name, "rev": f"rev-{name}", "error": None, "data": {
         "params": {"params.yaml": {"data": {"seed": seed, "unet": {"epochs": epochs}}}},
         "metrics": {"metrics/evaluate.json": {"data": {"unet": model, "resnet34_unet": model}},
                     "metrics/tune_unet.json": {"data": {"tune_seconds": 30.0}},
-                    "metrics/train_unet.json": {"data": {"train_seconds": 90.0}}}}}]}
+                    "metrics/train_unet.json": {"data": trained},
+                    "metrics/train_resnet34_unet.json": {"data": {**trained, "train_seconds": 0.0}}}}}]}
 
 
 EXP_SHOW = [{"rev": "workspace", "experiments": None},
@@ -32,9 +35,18 @@ def test_rows_keep_finished_ablation_experiments_in_step_and_seed_order():
     assert rows[0]["params"] == {"seed": 1, "unet.epochs": 10}
 
 
-def test_table_averages_seeds_and_names_the_change():
+def test_table_averages_validation_dice_over_seeds_and_names_the_change():
     lines = ablation_table(ablation_rows(EXP_SHOW)).splitlines()
-    assert len(lines) == 4
-    assert lines[2].startswith("| 1 base | the baseline | 1, 2 | **0.7500** (0.7000; 0.8000) | 0.7400 |")
-    assert lines[3].startswith("| 2 longer | `unet.epochs` 10 → 20 | 1, 2 | **0.8500** (0.8400; 0.8600) | 0.8400 |")
-    assert lines[3].endswith("| 2.0 |")
+    assert len(lines) == 6
+    assert lines[2] == "| 1 base | the baseline | 1, 2 | **0.8000** (0.7500; 0.8500) | **0.8000** (0.7500; 0.8500) | 2.0 |"
+    assert lines[3].startswith("| 2 longer (chosen) | `unet.epochs` 10 → 20 | 1, 2 | **0.9000** (0.8900; 0.9100) |")
+    # test Dice only for the step chosen on validation
+    assert lines[5] == ("Test Dice of the chosen step 2 (longer), mean over seeds 1, 2: UNet 0.8500 (at original size "
+                        "0.8400); ResNet34-UNet 0.8500 (at original size 0.8400).")
+
+
+def test_the_step_is_chosen_on_validation_even_when_another_scores_higher_on_test():
+    exp_show = [{"rev": "abc", "experiments": [
+        experiment("abl1-base-s1", 1, 10, dice=0.90, valid=0.70), experiment("abl2-longer-s1", 1, 20, dice=0.80, valid=0.75)]}]
+    table = ablation_table(ablation_rows(exp_show))
+    assert "| 2 longer (chosen) |" in table and "step 2 (longer)" in table and "0.9000" not in table

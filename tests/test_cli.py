@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,10 +38,11 @@ def write_params(tmp_path: Path, change) -> Path:
     (lambda p: p["data"].update(source="ftp"), "data.source: 'ftp' is not one of sample, full, folder"),
     (lambda p: p["preprocess"].update(valid_fraction=1.0), "preprocess.valid_fraction: 1.0 must be < 1"),
     (lambda p: p["unet"].pop("epochs"), "unet.epochs: missing"),
+    (lambda p: p["tune"].update(n_trials=0), "tune.n_trials: 0 (no tuning) needs a fixed learning rate: set lr"),
 ])
 def test_bad_params_are_refused_with_the_key(tmp_path, change, message):
     path = write_params(tmp_path, change)
-    with pytest.raises(ParamError, match="^" + message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(ParamError, match="^" + re.escape(message)):
         load_params(path)
 
 
@@ -121,6 +123,28 @@ def test_a_bad_profile_is_refused_with_the_key(tmp_path, text, message):
 def test_the_shipped_full_profile_is_valid():
     args = petseg("profile", "profiles/full.yaml").stdout.split()
     assert "data.source=full" in args and "preprocess.image_size=256" in args and "unet.base_channels=64" in args
+
+
+def test_the_shipped_full_cpu_profile_reads_the_local_copy_with_a_fixed_lr():
+    args = petseg("profile", "profiles/full-cpu.yaml").stdout.split()
+    assert "data.source=folder" in args and "data.folder=../shared/data/oxford-pets-160" in args
+    assert "tune.n_trials=0" in args and "lr=0.002" in args
+
+
+def test_no_tuning_writes_empty_trials_and_no_study(tmp_path, tiny_processed):
+    def change(params):
+        params.update(lr=2e-3)
+        params["tune"].update(n_trials=0, storage=str(tmp_path / "study.journal"))
+    path = write_params(tmp_path, change)
+    result = petseg("--params", str(path), "tune", "--data", str(tiny_processed), "--metrics-dir", str(tmp_path),
+                    "--plots-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "no search (tune.n_trials 0): both models train with lr 2.00e-03" in result.stderr
+    for name in ("unet", "resnet34_unet"):
+        tuned = json.loads((tmp_path / f"tune_{name}.json").read_text())
+        assert tuned["best_lr"] is None and tuned["n_trials"] == 0
+        assert (tmp_path / f"tune_{name}.csv").read_text() == "trial,lr,valid_dice,epochs,pruned\n"
+    assert not (tmp_path / "study.journal").exists()
 
 
 def test_bench_from_a_saved_run_writes_its_table_into_the_readme(tmp_path):

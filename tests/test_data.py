@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from petseg.data import (decode_image, load_split, official_splits, preprocess, read_split_list,
-                         split_trainval, trimap_to_mask)
-from tests.conftest import TINY_TEST, TINY_TRAINVAL
+from petseg.data import (decode_image, load_pair, load_split, official_splits, pair_paths, preprocess,
+                         read_split_list, split_trainval, trimap_to_mask)
+from petseg.evaluate import pet_breeds
+from petseg.sample import stratified_stems
+from tests.conftest import TINY_STEMS, TINY_TEST, TINY_TRAINVAL
 
 
 def test_trimap_to_mask_maps_pet_and_border_to_one():
@@ -60,18 +63,18 @@ def test_split_is_deterministic_disjoint_and_complete():
 
 # Recorded from the reference run; numpy's PCG64 stream is platform independent, so seed 42 must
 # give these validation stems on any machine.
-EXPECTED_VALID_HEAD = ["Abyssinian_1", "Abyssinian_100", "Abyssinian_106", "Abyssinian_14", "Abyssinian_140"]
+EXPECTED_VALID_HEAD = ["Abyssinian_1", "Abyssinian_100", "Abyssinian_119", "British_Shorthair_163", "Egyptian_Mau_11"]
 
 
 def test_split_of_the_sample_is_the_same_on_every_machine(raw_sample):
     splits = official_splits(raw_sample, 0.1, seed=42)
-    assert {k: len(v) for k, v in splits.items()} == {"train": 340, "valid": 38, "test": 149}
+    assert {k: len(v) for k, v in splits.items()} == {"train": 333, "valid": 37, "test": 296}
     assert splits["valid"][:5] == EXPECTED_VALID_HEAD
 
 
 def test_preprocess_writes_arrays_manifest_and_binary_masks(tiny_raw, tmp_path):
     counts = preprocess(tiny_raw, tmp_path, image_size=64, valid_fraction=0.1, seed=42)
-    assert counts == {"train": 14, "valid": 2, "test": 6, "skipped": 0}
+    assert counts == {"train": 13, "valid": 2, "test": 6, "skipped": 0}
     with open(tmp_path / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["stem"] for r in rows if r["split"] == "test"] == sorted(TINY_TEST)
@@ -87,10 +90,9 @@ def test_preprocess_writes_arrays_manifest_and_binary_masks(tiny_raw, tmp_path):
     with Image.open(tiny_raw / "annotations" / "trimaps" / "Abyssinian_201.png") as trimap:
         expected = trimap_to_mask(np.asarray(trimap.resize((64, 64), Image.Resampling.NEAREST)))
     np.testing.assert_array_equal(test.masks[i], expected)
-    # Abyssinian_34's trimap is all background: its mask must be empty
-    train = load_split(tmp_path, "train")
-    if "Abyssinian_34" in train.stems:
-        assert train.masks[train.stems.index("Abyssinian_34")].sum() == 0
+    # Abyssinian_34 (a GIF, in no list) has a trimap that is all background: its mask is empty
+    image, mask, _ = load_pair(*pair_paths(tiny_raw, "Abyssinian_34"), 64)
+    assert image.shape == (64, 64, 3) and mask.shape == (64, 64) and mask.sum() == 0
 
 
 def test_preprocess_is_byte_identical_on_rerun(tiny_raw, tmp_path):
@@ -108,3 +110,26 @@ def test_an_image_size_above_every_photo_is_warned_about(tiny_raw, tmp_path, cap
         in capsys.readouterr().err
     preprocess(tiny_raw, tmp_path / "small", 64, 0.1, seed=42)
     assert "warning" not in capsys.readouterr().err
+
+
+def test_the_sample_is_stratified_by_breed_with_the_official_split_and_the_quirks(raw_sample):
+    annotations = raw_sample / "annotations"
+    list_file = annotations / "list.txt"
+    for name, per_breed in (("trainval.txt", 10), ("test.txt", 8)):
+        breeds = Counter(breed for breed, _ in pet_breeds(read_split_list(annotations / name), list_file).values())
+        assert len(breeds) == 37 and set(breeds.values()) == {per_breed}, name
+    assert not set(read_split_list(annotations / "trainval.txt")) & set(read_split_list(annotations / "test.txt"))
+    listed = set(read_split_list(list_file))
+    assert "Abyssinian_82" not in listed and (raw_sample / "images" / "Abyssinian_82.jpg").is_file()
+    assert set(TINY_STEMS) <= {p.stem for p in (raw_sample / "images").glob("*.jpg")}
+
+
+def test_stratified_stems_draws_per_breed_keeps_the_kept_and_follows_the_seed(tiny_raw):
+    # tiny_raw: trainval Abyssinian 9, Bengal 3, american_bulldog 4; test Abyssinian 4, american_bulldog 2
+    stems = stratified_stems(tiny_raw, trainval_per_breed=2, test_per_breed=1, seed=0, keep=["Abyssinian_82", "Bengal_110"])
+    picked = Counter(stem.rsplit("_", 1)[0] for stem in stems)
+    assert picked == {"Abyssinian": 3 + 1, "Bengal": 2, "american_bulldog": 2 + 1}  # Abyssinian_82: kept, in no list
+    assert "Bengal_110" in stems and "Abyssinian_82" in stems
+    assert stems == stratified_stems(tiny_raw, 2, 1, seed=0, keep=["Abyssinian_82", "Bengal_110"])
+    draws = {tuple(stratified_stems(tiny_raw, 2, 1, seed=s)) for s in range(5)}
+    assert len(draws) > 1

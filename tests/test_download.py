@@ -209,7 +209,7 @@ def test_a_local_folder_is_checked_and_copied_like_the_archives(pets, tiny_raw, 
     assert result.returncode == 0, result.stderr
     assert tree(tmp_path / "data/raw") == tree(tiny_raw)  # what extracting the same pairs' archives gives
     counts = f"data/raw: images {len(TINY_STEMS)}, trimaps {len(TINY_STEMS)}, trainval {len(TINY_TRAINVAL)}, " \
-             f"test {len(TINY_TEST)}, in no list 1"
+             f"test {len(TINY_TEST)}, in no list 2"
     assert counts in result.stderr and "checked and copied" in result.stderr
 
 

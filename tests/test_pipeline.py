@@ -195,6 +195,18 @@ def test_evaluate_scores_an_outside_folder_like_the_pipeline(project, tiny_raw):
         assert printed["unet"][key] == pipeline[key], key
 
 
+def test_evaluate_scores_the_validation_split_as_training_did(project, tmp_path):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["evaluate"]["tta_hflip"] = False  # training validates without TTA
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    output = run(["petseg", "--params", str(tmp_path / "params.yaml"), "evaluate", "--checkpoint", "models/unet.pt",
+                  "--split", "valid"], project)
+    printed = json.loads(output[:output.rindex("}") + 1])["unet"]
+    assert printed["n_images"] == json.loads((project / "metrics" / "preprocess.json").read_text())["valid"]
+    trained = json.loads((project / "metrics" / "train_unet.json").read_text())
+    assert printed["dice"] == pytest.approx(trained["best_valid_dice"], abs=1e-4)
+
+
 def test_changing_one_model_reruns_only_that_model(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["unet"]["base_channels"] = 6

@@ -62,12 +62,15 @@ def test_predict_help_shows_an_example():
 def test_results_table_comes_from_the_metrics(tmp_path):
     metrics = {"unet": {"dice": 0.8312, "mean_image_dice": 0.8, "iou": 0.71, "pixel_accuracy": 0.85, "n_images": 149,
                         "parameters": 1942577, "inference_ms_per_image": 6.71}}
-    table = results_table(metrics)
+    table = results_table({"": metrics})
     assert table.splitlines()[2] == "| UNet | 0.8312 |  |  |  |  | 0.8000 | 0.7100 | 0.8500 | 149 | 1,942,577 | 6.7 |"
     metrics["unet"] |= {"dice_ci_low": 0.81, "dice_ci_high": 0.85, "dice_original_resolution": 0.8299,
                         "dice_cat": 0.84, "dice_dog": 0.82751}
-    assert results_table(metrics).splitlines()[2].startswith(
+    assert results_table({"": metrics}).splitlines()[2].startswith(
         "| UNet | 0.8312 | 0.8100 to 0.8500 | 0.8299 | 0.8400 | 0.8275 | 0.8000 |")
+    two_runs = results_table({"sample": metrics, "full": metrics}).splitlines()
+    assert two_runs[0].startswith("| run | model |") and len(two_runs) == 4
+    assert two_runs[2].startswith("| sample | UNet | 0.8312 |") and two_runs[3].startswith("| full | UNet |")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nold\n{END}\nrest\n")
     update_readme(readme, table)

@@ -1,7 +1,8 @@
 """The ablation table of docs/ablation.md, made from DVC experiments rather than typed by hand.
 
 An experiment named `abl<step>-<label>-s<seed>` is one seed of one step; each step is the previous
-one plus a change, and the table averages each step over its seeds.
+one plus a change, and the table averages each step over its seeds. Steps are compared on validation
+Dice; the test Dice is given once, for the step chosen.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def ablation_rows(exp_show: list[dict]) -> list[dict]:
                       + metrics.get(f"metrics/train_{m}.json", {}).get("train_seconds", 0) for m in MODELS)
         rows.append({"step": int(match[1]), "label": match[2], "seed": int(match[3]), "rev": rev["rev"],
                      "params": flatten(data["params"]["params.yaml"]["data"]),
+                     "valid_dice": {m: metrics.get(f"metrics/train_{m}.json", {}).get("best_valid_dice")
+                                    for m in MODELS},
                      "dice": {m: evaluate[m]["dice"] for m in MODELS},
                      "dice_original": {m: evaluate[m].get("dice_original_resolution") for m in MODELS},
                      "minutes": seconds / 60})
@@ -59,26 +62,41 @@ def param_changes(before: dict, after: dict) -> str:
     return ", ".join(changed) or "(none)"
 
 
+def mean_valid_dice(group: list[dict]) -> float:
+    """A step's score for choosing: validation Dice, averaged over both models and all seeds."""
+    return statistics.mean(r["valid_dice"][m] for r in group for m in MODELS)
+
+
+def chosen_step(rows: list[dict]) -> int:
+    steps = {r["step"] for r in rows}
+    return max(sorted(steps), key=lambda step: mean_valid_dice([r for r in rows if r["step"] == step]))
+
+
 def ablation_table(rows: list[dict]) -> str:
-    """Markdown: per step, the change against the step before and each model's Dice, mean over seeds."""
-    steps = sorted({r["step"] for r in rows})
+    """Markdown: per step, the change against the step before and each model's validation Dice, mean over
+    seeds; then the test Dice of the step with the best validation Dice, the only one scored on test."""
+    steps, chosen = sorted({r["step"] for r in rows}), chosen_step(rows)
     lines = ["| step | change against the step before | seeds | " + " | ".join(
-        f"{name} Dice (mean; per seed) | {name} at original size" for name in MODELS.values())
-        + " | tune + train minutes |", "| --- | --- | --- | " + "--- | --- | " * len(MODELS) + "--- |"]
+        f"{name} validation Dice (mean; per seed)" for name in MODELS.values())
+        + " | tune + train minutes |", "| --- | --- | --- | " + "--- | " * len(MODELS) + "--- |"]
     previous = None
     for step in steps:
         group = [r for r in rows if r["step"] == step]
         change = "the baseline" if previous is None else param_changes(previous["params"], group[0]["params"])
         cells = []
         for m in MODELS:
-            per_seed = "; ".join(f"{r['dice'][m]:.4f}" for r in group)
-            cells.append(f"**{statistics.mean(r['dice'][m] for r in group):.4f}** ({per_seed})")
-            originals = [r["dice_original"][m] for r in group if r["dice_original"][m] is not None]
-            cells.append(f"{statistics.mean(originals):.4f}" if originals else "")
+            per_seed = "; ".join(f"{r['valid_dice'][m]:.4f}" for r in group)
+            cells.append(f"**{statistics.mean(r['valid_dice'][m] for r in group):.4f}** ({per_seed})")
         minutes = statistics.mean(r["minutes"] for r in group)
-        lines.append(f"| {step} {group[0]['label']} | {change} | {', '.join(str(r['seed']) for r in group)} | "
+        mark = " (chosen)" if step == chosen else ""
+        lines.append(f"| {step} {group[0]['label']}{mark} | {change} | {', '.join(str(r['seed']) for r in group)} | "
                      + " | ".join(cells) + f" | {minutes:.1f} |")
         previous = group[0]
+    group = [r for r in rows if r["step"] == chosen]
+    scored = "; ".join(f"{name} {statistics.mean(r['dice'][m] for r in group):.4f} (at original size "
+                       f"{statistics.mean(r['dice_original'][m] for r in group):.4f})" for m, name in MODELS.items())
+    lines += ["", f"Test Dice of the chosen step {chosen} ({group[0]['label']}), mean over seeds "
+              f"{', '.join(str(r['seed']) for r in group)}: {scored}."]
     return "\n".join(lines)
 
 
@@ -106,9 +124,9 @@ def minutes(history: list[dict], scale: float = 1.0) -> list[float]:
 
 def dice_minutes_figure(rows: list[dict], out, reference: str | None = None, seed: int | None = None,
                         target: float = 0.85) -> None:
-    """Validation Dice per epoch against training minutes, one line per step (first seed), test Dice as
-    a star at its end; `reference` (a commit of a longer run) is drawn with its minutes rescaled to the
-    epoch time step 1 measured here, for the same model and settings."""
+    """Validation Dice per epoch against training minutes, one line per step (first seed); `reference` (a
+    commit of a longer run) is drawn with its minutes rescaled to the epoch time step 1 measured here, for
+    the same model and settings."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -121,13 +139,10 @@ def dice_minutes_figure(rows: list[dict], out, reference: str | None = None, see
         for row in (r for r in rows if r["seed"] == seed):
             history = history_at(row["rev"], model)
             first = first or history
-            if history == drawn:  # a change after training (TTA): the same curve, only a new star
-                ax.plot(minutes(history)[-1], row["dice"][model], "*", ms=12, label=f"step {row['step']} {row['label']}")
+            if history == drawn:  # a change after training (TTA): the same curve
                 continue
             drawn = history
-            line, = ax.plot(minutes(history), [float(r["valid_dice"]) for r in history],
-                            label=f"step {row['step']} {row['label']}")
-            ax.plot(minutes(history)[-1], row["dice"][model], "*", ms=12, color=line.get_color())
+            ax.plot(minutes(history), [float(r["valid_dice"]) for r in history], label=f"step {row['step']} {row['label']}")
         if reference:
             history = history_at(reference, model)
             scale = statistics.median(float(r["seconds"]) for r in first) / statistics.median(
@@ -138,7 +153,7 @@ def dice_minutes_figure(rows: list[dict], out, reference: str | None = None, see
         ax.set(title=f"{title} (seed {seed})", xlabel="training minutes on this machine")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    axes[0].set_ylabel("validation Dice per epoch (star: test Dice)")
+    axes[0].set_ylabel("validation Dice per epoch")
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

@@ -70,16 +70,16 @@ def cmd_tune(args, params):
     from petseg.io import write_csv, write_json
     from petseg.models import architecture
     from petseg.tune import NO_TUNING, TRIALS_FIELDS, best_trial, open_storage, trials_table, tune_model
+    if params["tune"]["n_trials"] == 0:  # a fixed lr trains (config.py requires one); the outputs say no search ran
+        for name in args.model or MODELS:
+            write_json(Path(args.metrics_dir) / f"tune_{name}.json", NO_TUNING)
+            write_csv(Path(args.plots_dir) / f"tune_{name}.csv", [], fieldnames=TRIALS_FIELDS)
+        return f"no search (tune.n_trials 0): both models train with lr {params['lr']:.2e}"
     train, valid = load_split(args.data, "train"), load_split(args.data, "valid")
     storage = open_storage(params["tune"]["storage"])
     compute_setup(params, "tune")
     summary = []
     for name in args.model or MODELS:
-        if params["tune"]["n_trials"] == 0:  # a fixed lr trains; the outputs say no search ran
-            write_json(Path(args.metrics_dir) / f"tune_{name}.json", NO_TUNING)
-            write_csv(Path(args.plots_dir) / f"tune_{name}.csv", [], fieldnames=TRIALS_FIELDS)
-            summary.append(f"{name} not tuned (tune.n_trials 0, lr {params['lr']:.2e})")
-            continue
         study = tune_model(name, architecture(name, params[name]), train, valid, tune_params=params["tune"],
                            train_params=params["train"], augment_params=params["augment"],
                            seed=params["seed"], storage=storage,
@@ -162,7 +162,7 @@ def cmd_evaluate(args, params):
         if args.folder is not None:
             split = load_folder(args.folder, meta["image_size"], args.list)
         elif split is None:
-            split = load_split(args.data, "test")
+            split = load_split(args.data, args.split)
         p, bootstrap = inference_settings(params, meta, path)
         results[meta["model"]], per_image, breeds = evaluate_model(
             model, split, p["threshold"], p["batch_size"], args.folder or args.raw, bootstrap, p["tta_hflip"], amp)
@@ -232,11 +232,15 @@ def cmd_predict(args, params):
 
 def cmd_report(args, params):
     from petseg.report import results_table, update_readme
-    table = results_table(json.loads(Path(args.metrics).read_text()))
+    runs = {}
+    for given in args.metrics or ["metrics/evaluate.json"]:
+        label, _, path = given.rpartition("=")
+        runs[label] = json.loads(Path(path).read_text())
+    table = results_table(runs)
     print(table)
     if args.readme:
-        update_readme(args.readme, table)
-    return f"results table from {args.metrics}" + (f", written into {args.readme}" if args.readme else "")
+        update_readme(args.readme, table, section=args.section)
+    return f"results table from {len(runs)} evaluate JSON" + (f", written into {args.readme}" if args.readme else "")
 
 
 def cmd_ablation(args, params):
@@ -290,8 +294,11 @@ def cmd_profile(args, params):
 
 
 def cmd_make_sample(args, params):
-    from petseg.sample import make_sample
-    checksums = make_sample(args.src, args.out, args.max_side, args.quality)
+    from petseg.download import read_split_list
+    from petseg.sample import make_sample, stratified_stems
+    keep = read_split_list(args.keep) if args.keep else []
+    stems = stratified_stems(args.src, args.trainval_per_breed, args.test_per_breed, args.seed, keep)
+    checksums = make_sample(args.src, args.out, args.max_side, args.quality, stems)
     print(json.dumps(checksums, indent=2))
     return f"wrote {args.out}/images.tar.gz and annotations.tar.gz; put the checksums in params.yaml data.archives.sample"
 
@@ -352,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=Path("data/processed"), help=data_help)
     p.add_argument("--raw", type=Path, default=Path("data/raw"), help="the unresized trimaps, for the Dice at "
                    "original resolution (default: %(default)s)")
+    p.add_argument("--split", choices=["test", "valid"], default="test", help="the split of --data to score "
+                   "(valid: to compare settings such as evaluate.tta_hflip without looking at test; default: %(default)s)")
     p.add_argument("--folder", type=Path, help="a folder with images/ and annotations/trimaps/")
     p.add_argument("--list", help="with --folder: score only the stems of annotations/LIST (e.g. test.txt)")
     p.add_argument("--out", type=Path, help="also write the JSON here")
@@ -380,9 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(photos of one name in several folders keep their folders under it)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="photos per batch (default: %(default)s)")
     p = stage("report", cmd_report, "the results table (Markdown) from metrics/evaluate.json")
-    p.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"),
-                   help="the evaluate JSON (default: %(default)s)")
-    p.add_argument("--readme", type=Path, help="also replace the table between the results markers of this file")
+    p.add_argument("--metrics", action="append", metavar="[LABEL=]PATH",
+                   help="an evaluate JSON, with a run label for a `run` column; repeat for several runs "
+                        "(default: metrics/evaluate.json)")
+    p.add_argument("--readme", type=Path, help="also replace the table between the section's markers of this file")
+    p.add_argument("--section", default="results", help="the markers' name, <!-- NAME:start --> (default: %(default)s)")
     p = stage("ablation", cmd_ablation, "the ablation table (Markdown) from the DVC experiments named "
               "abl<step>-<label>-s<seed>, each step averaged over its seeds")
     p.add_argument("--doc", type=Path, help="also replace the table between the ablation markers of this file")
@@ -413,13 +424,19 @@ def build_parser() -> argparse.ArgumentParser:
               "profile, after checking the result. Example: dvc exp run -n full $(petseg profile profiles/full.yaml)")
     p.add_argument("profile", type=Path, help="a YAML file with the params to change, e.g. profiles/full.yaml")
     p = stage("make-sample", cmd_make_sample, "build data/sample archives from a folder in the official layout")
-    p.add_argument("--src", type=Path, default=Path("../shared/data/oxford-pets-sample"),
+    p.add_argument("--src", type=Path, default=Path("../shared/data/oxford-pets-160"),
                    help="a folder in the official layout (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("data/sample"), help="folder for the two archives "
                    "(default: %(default)s)")
-    p.add_argument("--max-side", type=int, default=384, help="photos are shrunk to this longer side "
+    p.add_argument("--trainval-per-breed", type=int, default=10, help="stems per breed from trainval.txt "
                    "(default: %(default)s)")
-    p.add_argument("--quality", type=int, default=85, help="JPEG quality (default: %(default)s)")
+    p.add_argument("--test-per-breed", type=int, default=8, help="stems per breed from test.txt (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the draw (default: %(default)s)")
+    p.add_argument("--keep", type=Path, help="a file of stems taken first, one per line, '#' comments "
+                   "(the shipped sample: data/sample/keep.txt)")
+    p.add_argument("--max-side", type=int, default=160, help="larger photos are shrunk to this longer side "
+                   "(default: %(default)s)")
+    p.add_argument("--quality", type=int, default=75, help="JPEG quality of shrunk photos (default: %(default)s)")
     return parser
 
 

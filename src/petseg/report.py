@@ -9,17 +9,21 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"  # the default sec
 NAMES = {"unet": "UNet", "resnet34_unet": "ResNet34-UNet"}
 
 
-def results_table(evaluate: dict) -> str:
-    lines = ["| model | test Dice | 95% interval | Dice at original size | cats | dogs | mean image Dice | IoU "
-             "| pixel accuracy | test images | parameters | ms/image |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, r in evaluate.items():
-        interval = f"{r['dice_ci_low']:.4f} to {r['dice_ci_high']:.4f}" if "dice_ci_low" in r else ""
-        original, cats, dogs = (f"{r[key]:.4f}" if r.get(key) is not None else ""
-                                for key in ("dice_original_resolution", "dice_cat", "dice_dog"))
-        lines.append(f"| {NAMES.get(name, name)} | {r['dice']:.4f} | {interval} | {original} | {cats} | {dogs} | "
-                     f"{r['mean_image_dice']:.4f} | {r['iou']:.4f} | {r['pixel_accuracy']:.4f} | {r['n_images']} | "
-                     f"{r['parameters']:,} | {r['inference_ms_per_image']:.1f} |")
+def results_table(runs: dict[str, dict]) -> str:
+    """One row per model of each run ({label: evaluate JSON}); a `run` column when there are labels."""
+    labelled = any(runs)
+    lines = [("| run " if labelled else "") + "| model | test Dice | 95% interval | Dice at original size | cats | dogs "
+             "| mean image Dice | IoU | pixel accuracy | test images | parameters | ms/image |",
+             ("| --- " if labelled else "") + "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for label, evaluate in runs.items():
+        for name, r in evaluate.items():
+            interval = f"{r['dice_ci_low']:.4f} to {r['dice_ci_high']:.4f}" if "dice_ci_low" in r else ""
+            original, cats, dogs = (f"{r[key]:.4f}" if r.get(key) is not None else ""
+                                    for key in ("dice_original_resolution", "dice_cat", "dice_dog"))
+            lines.append((f"| {label} " if labelled else "")
+                         + f"| {NAMES.get(name, name)} | {r['dice']:.4f} | {interval} | {original} | {cats} | {dogs} | "
+                         f"{r['mean_image_dice']:.4f} | {r['iou']:.4f} | {r['pixel_accuracy']:.4f} | {r['n_images']} | "
+                         f"{r['parameters']:,} | {r['inference_ms_per_image']:.1f} |")
     return "\n".join(lines)
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import io
+import random
 import tarfile
+from collections import defaultdict
 from pathlib import Path
 
 from PIL import Image
 
-from petseg.download import md5sum
+from petseg.download import md5sum, read_split_list
 from petseg.io import atomic_path
 
 MTIME = 1_700_000_000  # fixed member time: the same input gives byte-identical archives
@@ -18,14 +20,15 @@ MTIME = 1_700_000_000  # fixed member time: the same input gives byte-identical 
 def shrink_pair(image_path: Path, trimap_path: Path, max_side: int, quality: int) -> tuple[bytes, bytes]:
     """Re-encode a JPEG photo at most `max_side` px and its trimap to match (nearest).
 
-    Anything that is not really a JPEG (the PNG and GIF quirk files) is kept byte for byte.
+    A pair already that small, and anything that is not really a JPEG (the PNG and GIF quirk files), is kept
+    byte for byte: no second JPEG generation.
     """
     image_bytes, trimap_bytes = image_path.read_bytes(), trimap_path.read_bytes()
     with Image.open(io.BytesIO(image_bytes)) as image:
-        if image.format != "JPEG":
-            return image_bytes, trimap_bytes
         scale = max_side / max(image.size)
-        size = image.size if scale >= 1 else (round(image.width * scale), round(image.height * scale))
+        if image.format != "JPEG" or scale >= 1:
+            return image_bytes, trimap_bytes
+        size = (round(image.width * scale), round(image.height * scale))
         out = io.BytesIO()
         image.convert("RGB").resize(size, Image.Resampling.BILINEAR).save(out, "JPEG", quality=quality)
     with Image.open(io.BytesIO(trimap_bytes)) as trimap:
@@ -43,6 +46,26 @@ def write_tar_gz(path: Path, members: dict[str, bytes]) -> None:
                 info = tarfile.TarInfo(name)
                 info.size, info.mtime, info.mode = len(members[name]), MTIME, 0o644
                 tar.addfile(info, io.BytesIO(members[name]))
+
+
+def stratified_stems(src: Path, trainval_per_breed: int, test_per_breed: int, seed: int,
+                     keep: list[str] = ()) -> list[str]:
+    """Up to that many stems of each breed from each official list (the split kept), drawn with `seed`.
+
+    The stems in `keep` are taken first, in whatever list they are (or in none).
+    """
+    from petseg.evaluate import pet_breeds
+    rng, picked = random.Random(seed), set(keep)
+    for name, per_breed in (("trainval.txt", trainval_per_breed), ("test.txt", test_per_breed)):
+        stems = read_split_list(src / "annotations" / name)
+        by_breed = defaultdict(list)
+        for stem, (breed, _) in sorted(pet_breeds(stems, src / "annotations" / "list.txt").items()):
+            by_breed[breed].append(stem)
+        for breed, members in sorted(by_breed.items()):
+            kept = [stem for stem in members if stem in picked]
+            rest = [stem for stem in members if stem not in picked]
+            picked.update(rng.sample(rest, max(0, min(len(rest), per_breed - len(kept)))))
+    return sorted(picked)
 
 
 def make_sample(src: Path, out: Path, max_side: int, quality: int, stems: list[str] | None = None) -> dict:

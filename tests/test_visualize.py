@@ -33,6 +33,14 @@ def test_one_photo_per_breed_then_each_models_worst():
     assert any(choose_photos(tables, 10, 2, seed=s)[:4] != varied for s in range(1, 6))
 
 
+def test_photos_whose_truth_has_no_pet_are_not_shown_as_a_models_worst():
+    tables = {"unet": per_image(lambda b, i: 0.0 if (b, i) == ("pug", 1) else 0.9 - 0.01 * i)}
+    rows = choose_photos(tables, n_varied=0, n_worst=1, seed=0)
+    assert rows == [("pug_1", "UNet's worst #1\npug (dog)")]
+    rows = choose_photos(tables, n_varied=0, n_worst=1, seed=0, not_worst={"pug_1"})
+    assert rows[0][0] != "pug_1" and rows[0][0].endswith("_3")
+
+
 def test_more_breeds_than_rows_draws_distinct_breeds():
     tables = {"unet": per_image(lambda b, i: 0.9)}
     rows = choose_photos(tables, n_varied=2, n_worst=0, seed=3)

@@ -193,7 +193,9 @@ def cmd_visualize(args, params):
     from petseg.visualize import choose_photos, plot_curves, prediction_grid
     test, p = load_split(args.data, "test"), params["visualize"]
     per_image = {Path(path).stem.removeprefix("test_dice_"): read_rows(path) for path in args.per_image}
-    rows = choose_photos(per_image, p["n_images"], p["n_worst"], params["seed"])
+    # a photo whose trimap marks no pet scores 0 for any prediction: an annotation's failure, not a model's
+    no_pet = {stem for stem, mask in zip(test.stems, test.masks) if not mask.any()}
+    rows = choose_photos(per_image, p["n_images"], p["n_worst"], params["seed"], not_worst=no_pet)
     index = {stem: i for i, stem in enumerate(test.stems)}
     missing = [stem for stem, _ in rows if stem not in index]
     if missing:

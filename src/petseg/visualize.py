@@ -33,9 +33,10 @@ def save_png(image: Image.Image, path: Path) -> None:
         image.save(tmp, format="PNG")
 
 
-def choose_photos(per_image: dict[str, list[dict]], n_varied: int, n_worst: int, seed: int) -> list[tuple[str, str]]:
+def choose_photos(per_image: dict[str, list[dict]], n_varied: int, n_worst: int, seed: int,
+                  not_worst: set[str] = frozenset()) -> list[tuple[str, str]]:
     """The grid's rows as (stem, label): one photo per breed for up to `n_varied` breeds (seeded draws),
-    then each model's `n_worst` photos of lowest Dice not already shown.
+    then each model's `n_worst` photos of lowest Dice not already shown and not in `not_worst`.
 
     `per_image` maps each model to its rows of test_dice_MODEL.csv (stem, dice, breed, species).
     """
@@ -54,7 +55,7 @@ def choose_photos(per_image: dict[str, list[dict]], n_varied: int, n_worst: int,
         rows.append((stem, f"{breed} ({pets[stem][1]})"))
     for model, table in per_image.items():
         shown = {stem for stem, _ in rows}
-        worst = [row for row in sorted(table, key=lambda r: (float(r["dice"]), r["stem"])) if row["stem"] not in shown]
+        worst = [row for row in sorted(table, key=lambda r: (float(r["dice"]), r["stem"])) if row["stem"] not in shown | not_worst]
         rows += [(row["stem"], f"{MODEL_NAMES.get(model, model)}'s worst #{rank}\n{row['breed']} ({row['species']})")
                  for rank, row in enumerate(worst[:n_worst], start=1)]
     return rows

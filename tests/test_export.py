@@ -31,7 +31,7 @@ import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
         if name.split('.')[0] in {BLOCKED!r}:
-            raise ImportError('imported ' + name)
+            raise ModuleNotFoundError('blocked: ' + name, name=name)  # as if not installed
 sys.meta_path.insert(0, Block())
 from petseg.cli import main
 code = main(sys.argv[1:])
@@ -158,6 +158,11 @@ def test_bad_model_files_are_one_line(exported, tmp_path):
         assert result.returncode == 1
         assert result.stderr.strip().startswith(f"petseg predict: error: {model}: {message}"), result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+    result = subprocess.run([sys.executable, "-c", TORCH_FREE_RUN, "predict", "cat.png", "--model",
+                             str(exported["unet"][0]), "--out", "out"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1  # an install without torch: a checkpoint is refused in one line
+    assert result.stderr.strip() == (f"petseg predict: error: {exported['unet'][0]}: a PyTorch checkpoint needs "
+                                     "torch (pip install petseg); an ONNX model made by petseg export needs only onnxruntime")
     result = petseg("export", "--checkpoint", exported["unet"][1], "--out", tmp_path / "x.onnx", cwd=tmp_path)
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
     assert f"{exported['unet'][1]}: not a petseg checkpoint" in result.stderr

@@ -221,7 +221,11 @@ def cmd_predict(args, params):
         from petseg.onnx_model import load_onnx
         model, meta = load_onnx(args.model)
     else:
-        from petseg.checkpoint import load_checkpoint
+        try:
+            from petseg.checkpoint import load_checkpoint
+        except ModuleNotFoundError as err:  # an install for ONNX models only
+            raise ValueError(f"{args.model}: a PyTorch checkpoint needs {err.name} (pip install petseg); an ONNX "
+                             "model made by petseg export needs only onnxruntime") from None
         model, meta = load_checkpoint(args.model)
     p, _ = inference_settings(None, meta, args.model)
     photos = collect_photos(args.photos)  # every input checked before any work

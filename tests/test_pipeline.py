@@ -75,7 +75,7 @@ def project(tmp_path_factory, tiny_archives) -> Path:
 def test_repro_trains_both_models_and_writes_metrics(project):
     output = run(["dvc", "repro"], project)
     assert stages_run(output) == {"check", "download", "preprocess", "tune", "train_unet", "train_resnet34_unet",
-                                  "evaluate", "visualize"}
+                                  "evaluate", "visualize", "export"}
     metrics = json.loads((project / "metrics" / "evaluate.json").read_text())
     assert set(metrics) == {"unet", "resnet34_unet"}
     for result in metrics.values():
@@ -100,6 +100,10 @@ def test_repro_trains_both_models_and_writes_metrics(project):
         assert len(rows) == 1 + TINY[name]["epochs"]
     assert (project / "plots" / "predictions.png").read_bytes().startswith(b"\x89PNG")
     assert (project / "plots" / "curves.png").read_bytes().startswith(b"\x89PNG")
+    for name in ("unet", "resnet34_unet"):
+        assert (project / "models" / f"{name}.onnx").stat().st_size > 1000
+        card = (project / "models" / f"{name}.md").read_text()
+        assert f"| Dice (pixels of all test photos pooled) | {metrics[name]['dice']:.4f} |" in card
     run(["git", "add", "-A"], project)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], project)
 
@@ -123,6 +127,33 @@ def test_an_epochs_change_reruns_that_training_and_no_tuning(project):
         assert tune_fingerprint(params, "unet", project / "data" / "processed") == before
     finally:
         (project / "params.yaml").write_text(original)
+
+
+MODEL_FILES = ["models/unet.pt", "models/resnet34_unet.pt", "models/unet.onnx", "models/resnet34_unet.onnx"]
+
+
+def test_models_travel_through_a_dvc_remote(project, tmp_path):
+    """docs/models.md: a remote the user owns, `dvc push` here, `dvc pull` in another clone; and the
+    artifacts of dvc.yaml, by name."""
+    run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "storage")], project)
+    run(["git", "add", ".dvc/config"], project)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "shared remote"], project)
+    try:
+        run(["dvc", "push"], project)
+        run(["git", "clone", "-q", str(project), "clone"], tmp_path)
+        run(["dvc", "pull", *MODEL_FILES], tmp_path / "clone")
+        for path in MODEL_FILES:
+            assert (tmp_path / "clone" / path).read_bytes() == (project / path).read_bytes(), path
+        assert {"unet.onnx", "resnet34_unet.pt", "unet.md"} <= set(run(["dvc", "ls", str(project), "models"],
+                                                                        tmp_path).split())
+        # a version of an artifact is an annotated git tag NAME@vX.Y.Z (GTO's format; `gto register` makes them)
+        run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "tag", "-a", "unet-onnx@v0.1.0", "-m", "UNet ONNX"],
+            project)
+        run(["dvc", "artifacts", "get", str(project), "unet-onnx", "-o", "got.onnx"], tmp_path)
+        assert (tmp_path / "got.onnx").read_bytes() == (project / "models" / "unet.onnx").read_bytes()
+    finally:
+        subprocess.run(["git", "tag", "-d", "unet-onnx@v0.1.0"], cwd=project, capture_output=True)
+        run(["git", "reset", "-q", "--hard", "HEAD~1"], project)  # the default remote as before
 
 
 def tracked_outputs(root: Path) -> dict[str, str]:
@@ -155,10 +186,14 @@ def test_a_failed_exp_run_loses_no_output(project, change, message):
 
 TIMED = {"metrics/evaluate.json", "metrics/train_unet.json", "metrics/train_resnet34_unet.json",
          "metrics/tune_unet.json", "metrics/tune_resnet34_unet.json",
-         "plots/train_unet.csv", "plots/train_resnet34_unet.csv"}  # hold wall-clock timings
+         "plots/train_unet.csv", "plots/train_resnet34_unet.csv",
+         "models/unet.md", "models/resnet34_unet.md"}  # hold wall-clock timings
 
 
 def without_timings(path: Path) -> object:
+    if path.suffix == ".md":  # a model card: what the pipeline measured comes last
+        from petseg.card import MEASURED
+        return path.read_text().split(MEASURED)[0]
     if path.suffix == ".csv":  # the last column is seconds
         return [line.rsplit(",", 1)[0] for line in path.read_text().splitlines()]
     data = json.loads(path.read_text())

@@ -217,19 +217,65 @@ def cmd_visualize(args, params):
 
 
 def cmd_predict(args, params):
-    from petseg.checkpoint import load_checkpoint
     from petseg.predict import collect_photos, predict_photos
-    model, meta = load_checkpoint(args.model)
+    onnx = args.model.suffix.lower() == ".onnx"
+    if onnx:  # onnxruntime: no torch imported on this path
+        from petseg.onnx_model import load_onnx
+        model, meta = load_onnx(args.model)
+    else:
+        try:
+            from petseg.checkpoint import load_checkpoint
+        except ModuleNotFoundError as err:  # an install for ONNX models only
+            raise ValueError(f"{args.model}: a PyTorch checkpoint needs {err.name} (pip install petseg); an ONNX "
+                             "model made by petseg export needs only onnxruntime") from None
+        model, meta = load_checkpoint(args.model)
     p, _ = inference_settings(None, meta, args.model)
     photos = collect_photos(args.photos)  # every input checked before any work
-    device, amp = compute_setup(params, "predict")
-    written, skipped = predict_photos(model.to(device), meta["image_size"], photos, args.out,
+    if onnx:
+        amp = False
+        print("petseg predict: fp32, onnxruntime on the CPU", file=sys.stderr, flush=True)
+    else:
+        device, amp = compute_setup(params, "predict")
+        model = model.to(device)
+    written, skipped = predict_photos(model, meta["image_size"], photos, args.out,
                                       args.batch_size, p["threshold"], p["tta_hflip"], amp)
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
     if not written and skipped:
         raise ValueError(f"none of the {len(skipped)} photos could be read")
     return f"wrote masks and overlays of {len(written)} photos to {args.out}; skipped {len(skipped)}"
+
+
+def cmd_export(args, params):
+    from petseg.checkpoint import load_checkpoint
+    from petseg.export import PARITY_TOLERANCE, check_parity, export_onnx, parity_photos
+    from petseg.io import atomic_path
+    outs = args.out or [Path(c).with_suffix(".onnx") for c in args.checkpoint]
+    if len(outs) != len(args.checkpoint):
+        raise ValueError(f"--out: {len(outs)} paths for {len(args.checkpoint)} checkpoints; give one .onnx each")
+    if args.cards is not None and params is None:
+        raise ValueError("--cards: a model card needs the project's params.yaml (or --params)")
+    loaded = [(path, *load_checkpoint(path)) for path in args.checkpoint]  # every file checked before any work
+    photos, source = parity_photos(args.photos)
+    done = []
+    for (path, model, meta), out in zip(loaded, outs):
+        print(f"petseg export: {path} -> {out}", file=sys.stderr, flush=True)
+        export_onnx(model, meta, out)
+        parity = check_parity(model, out, photos, meta["image_size"])
+        print(f"petseg export: {out}: largest |logit difference| from PyTorch "
+              + ", ".join(f"{diff:.1e} at {shape} px" for shape, diff in parity.items()), file=sys.stderr)
+        done.append(f"{out} (max logit difference {max(parity.values()):.1e})")
+        if args.cards is not None:
+            from petseg.card import model_card
+            name = meta["model"]
+            scores = json.loads(Path(args.metrics).read_text())[name]
+            trained = json.loads((Path(args.metrics).parent / f"train_{name}.json").read_text())
+            card = model_card(name, meta, params, json.loads(Path(args.counts).read_text()), trained, scores,
+                              parity, source, PARITY_TOLERANCE)
+            with atomic_path(Path(args.cards) / f"{name}.md") as tmp:
+                tmp.write_text(card)
+            done.append(f"{Path(args.cards) / f'{name}.md'}")
+    return "wrote " + ", ".join(done) + f"; checked with onnxruntime on {source}"
 
 
 def cmd_report(args, params):
@@ -386,10 +432,26 @@ def build_parser() -> argparse.ArgumentParser:
               "petseg predict my_cat.jpg photos/ --model models/unet.pt --out predictions/")
     p.add_argument("photos", type=Path, nargs="+", metavar="PHOTO_OR_FOLDER", help="photos, or folders searched "
                    "for photo files")
-    p.add_argument("--model", type=Path, required=True, help="a checkpoint, e.g. models/unet.pt")
+    p.add_argument("--model", type=Path, required=True, help="a checkpoint, e.g. models/unet.pt, or an ONNX model "
+                   "made by petseg export, e.g. models/unet.onnx (runs with onnxruntime; no torch needed)")
     p.add_argument("--out", type=Path, required=True, help="folder for <name>_mask.png and <name>_overlay.png "
                    "(photos of one name in several folders keep their folders under it)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="photos per batch (default: %(default)s)")
+    p = stage("export", cmd_export, "write each checkpoint as an ONNX model (uint8 RGB NHWC in, logits out, "
+              "normalisation inside; threshold and TTA in its metadata), check its logits against PyTorch with "
+              "onnxruntime, and with --cards write a model card per model. Example: "
+              "petseg export --checkpoint models/unet.pt --out models/unet.onnx")
+    checkpoints(p)
+    p.add_argument("--out", type=Path, nargs="+", help="the ONNX files, one per checkpoint (default: each "
+                   "checkpoint's path with .onnx)")
+    p.add_argument("--photos", type=Path, default=Path("data/raw/images"), help="photos for the check against "
+                   "PyTorch, the first 4 (default: %(default)s; seeded noise where it does not exist)")
+    p.add_argument("--cards", type=Path, metavar="DIR", help="also write DIR/MODEL.md, the model card, from "
+                   "params.yaml and the metrics")
+    p.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"), help="with --cards: the "
+                   "evaluate JSON; train_MODEL.json is read beside it (default: %(default)s)")
+    p.add_argument("--counts", type=Path, default=Path("metrics/preprocess.json"), help="with --cards: the "
+                   "preprocess counts (default: %(default)s)")
     p = stage("report", cmd_report, "the results table (Markdown) from metrics/evaluate.json")
     p.add_argument("--metrics", action="append", metavar="[LABEL=]PATH",
                    help="an evaluate JSON, with a run label for a `run` column; repeat for several runs "
@@ -453,9 +515,9 @@ def fill_model_defaults(args) -> None:
 
 
 # commands that run outside a project: predict takes its settings from the checkpoint, evaluate from params.yaml
-# where there is one (else from the checkpoint), and the others use no params
+# where there is one (else from the checkpoint), export needs it only for model cards, and the others use no params
 PARAMS_OPTIONAL = {"predict": "never", "report": "never", "plots-template": "never", "make-sample": "never",
-                   "evaluate": "if present"}
+                   "evaluate": "if present", "export": "if present"}
 
 
 def read_params(args) -> dict | None:

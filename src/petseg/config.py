@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 MODELS = ("unet", "resnet34_unet")
 
@@ -22,25 +21,32 @@ class ParamError(ValueError):
         self.source = source
 
 
-class _Loader(yaml.SafeLoader):
+@functools.cache
+def _loader() -> type:
     """YAML 1.2, as DVC writes params.yaml: `1e-3` is a number and only true/false are booleans (PyYAML,
-    following YAML 1.1, reads `1e-3` as a string and the `on` of `dvc exp run -S train.amp=on` as true)."""
+    following YAML 1.1, reads `1e-3` as a string and the `on` of `dvc exp run -S train.amp=on` as true).
+    Built on first use: `petseg predict` with an ONNX model needs no PyYAML."""
+    import yaml
 
+    class Loader(yaml.SafeLoader):
+        pass
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                              list("tTfF"))
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)[eE][-+]?\d+$"), list("-+0123456789."))
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)[eE][-+]?\d+$"), list("-+0123456789."))
+    return Loader
 
 
 def read_yaml(path: Path) -> Any:
     """Parse a params or profile file; one line naming the file when it is not YAML."""
+    import yaml
     try:
-        return yaml.load(Path(path).read_text(), Loader=_Loader)
+        return yaml.load(Path(path).read_text(), Loader=_loader())
     except yaml.YAMLError as err:
         raise ParamError(f"not valid YAML ({str(err).splitlines()[0]})", path) from None
 
@@ -231,6 +237,7 @@ def profile_overrides(params: dict, profile_path: str | Path) -> list[str]:
     except ParamError as err:
         raise ParamError(str(err), path) from None
     args = []
+    import yaml
     for key, value in flatten(profile).items():
         text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
         if any(c.isspace() for c in text.replace(", ", ",")):

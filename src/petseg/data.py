@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from petseg.augment import reseed
 from petseg.download import read_split_list
+from petseg.images import decode_image  # noqa: F401 (petseg.data.decode_image, as before)
 from petseg.io import atomic_path, write_csv
 from petseg.progress import note, progress
 
@@ -23,21 +24,6 @@ PET, BACKGROUND, BORDER = 1, 2, 3  # trimap values of the official annotations
 
 class BadFile(ValueError):
     """A photo or trimap that cannot be used; the message names the file and the reason."""
-
-
-def decode_image(path: Path, upright: bool = False) -> Image.Image:
-    """Open a photo by its content, whatever its extension says (JPEG, PNG, GIF...), as RGB.
-
-    `upright`: turned as its EXIF orientation says, as a viewer shows it (new photos; the dataset's trimaps
-    follow the stored pixels, so training data is read as stored).
-    """
-    with Image.open(path) as opened:
-        opened.seek(0)  # first frame of an animated GIF
-        image = ImageOps.exif_transpose(opened) if upright else opened
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale to 8 bits, don't clip
-            deep = np.asarray(image, dtype=np.float64)
-            return Image.fromarray(np.round(deep * 255 / 65535).clip(0, 255).astype(np.uint8)).convert("RGB")
-        return image.convert("RGB")
 
 
 def decode_trimap(path: Path) -> np.ndarray:

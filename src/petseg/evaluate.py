@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from petseg.augment import normalize
 from petseg.data import Split, decode_trimap, load_pair, pair_paths, read_split_list, trimap_to_mask
 from petseg.device import autocast
+from petseg.images import upscale_mask
 from petseg.metrics import confusion_per_image, dice_score, summarize, to_confusion
 from petseg.models import count_parameters
 
@@ -54,12 +54,6 @@ def bootstrap_dice(per_image: torch.Tensor, samples: int, confidence: float, see
     dice = np.where(denominator == 0, 1.0, 2 * tp / np.maximum(denominator, 1))
     tail = (1 - confidence) / 2
     return float(np.quantile(dice, tail)), float(np.quantile(dice, 1 - tail))
-
-
-def upscale_mask(probability: np.ndarray, size: tuple[int, int], threshold: float) -> np.ndarray:
-    """The mask at another (width, height): probabilities resized bilinearly, then thresholded."""
-    full = Image.fromarray(np.asarray(probability, np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(full) > threshold
 
 
 def original_resolution_counts(probabilities: torch.Tensor, stems: list[str], raw_dir: Path,

@@ -1,4 +1,8 @@
-"""Masks for new photos of any size, shape or format, at each photo's own resolution."""
+"""Masks for new photos of any size, shape or format, at each photo's own resolution.
+
+Torch-free at import: with an ONNX model (`petseg.onnx_model`) nothing here imports torch; a PyTorch
+model brings in `petseg.evaluate` when it is used.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from petseg.data import decode_image
-from petseg.evaluate import predict_probabilities, upscale_mask
-from petseg.visualize import overlay, save_png
+from petseg.images import decode_image, overlay, save_png, upscale_mask
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 GRID = 32  # the models downsample 5 times: inputs are multiples of 32
@@ -64,12 +66,25 @@ def model_input(photo: Image.Image, image_size: int) -> tuple[np.ndarray, tuple[
     return np.pad(array, pad, mode="symmetric"), (height, width)
 
 
+def probabilities_of(model, batch_size: int, tta_hflip: bool, amp: bool):
+    """images -> (N, H, W) probabilities: an ONNX model's own (`OnnxModel.probabilities`, fp32), or a PyTorch
+    module's through `petseg.evaluate.predict_probabilities` (`amp`: autocast, as in training)."""
+    if hasattr(model, "probabilities"):
+        return lambda images: model.probabilities(images, batch_size, tta_hflip=tta_hflip)
+    from petseg.evaluate import predict_probabilities
+    return lambda images: predict_probabilities(model, images, batch_size, tta_hflip=tta_hflip, amp=amp)[0].numpy()
+
+
 def predict_photos(model, image_size: int, photos: list[Path], out_dir: Path, batch_size: int,
                    threshold: float, tta_hflip: bool = False,
                    amp: bool = False) -> tuple[list[Path], list[str]]:
     """Write <name>_mask.png (0/255) and <name>_overlay.png per photo (names from `output_names`), upright as
-    a viewer shows the photo (EXIF orientation); returns the masks written and the skipped reasons."""
+    a viewer shows the photo (EXIF orientation); returns the masks written and the skipped reasons.
+
+    `model`: a PyTorch module, or an `OnnxModel` (then `amp` does not apply: onnxruntime computes in fp32).
+    """
     written, skipped, names = [], [], output_names(photos)
+    probabilities_for = probabilities_of(model, batch_size, tta_hflip, amp)
     for start in range(0, len(photos), batch_size):
         shapes: dict[tuple, list] = {}  # photos of one input shape go through the model together
         for path in photos[start:start + batch_size]:
@@ -81,9 +96,8 @@ def predict_photos(model, image_size: int, photos: list[Path], out_dir: Path, ba
             array, inside = model_input(photo, image_size)
             shapes.setdefault(array.shape, []).append((path, photo, array, inside))
         for group in shapes.values():
-            probabilities, _ = predict_probabilities(model, np.stack([g[2] for g in group]), batch_size,
-                                                     tta_hflip=tta_hflip, amp=amp)
-            for (path, photo, _, (height, width)), probability in zip(group, probabilities.numpy()):
+            probabilities = probabilities_for(np.stack([g[2] for g in group]))
+            for (path, photo, _, (height, width)), probability in zip(group, probabilities):
                 # probabilities, not the thresholded mask, are scaled back: smoother edges at full size
                 mask = upscale_mask(probability[:height, :width], photo.size, threshold)
                 base = out_dir / names[path]

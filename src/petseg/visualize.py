@@ -10,27 +10,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
+from petseg.images import overlay  # noqa: E402
 from petseg.io import atomic_path  # noqa: E402
 from petseg.metrics import confusion_per_image, dice_score, to_confusion  # noqa: E402
 from petseg.report import NAMES as MODEL_NAMES  # noqa: E402
-
-OVERLAY = (255, 40, 40)  # mask colour over the photo
-ALPHA = 0.45
-
-
-def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Tint the mask's pixels of a uint8 (H, W, 3) photo."""
-    out = image.astype(np.float32)
-    tint = mask.astype(bool)
-    out[tint] = (1 - ALPHA) * out[tint] + ALPHA * np.array(OVERLAY, np.float32)
-    return out.round().astype(np.uint8)
-
-
-def save_png(image: Image.Image, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
 
 
 def choose_photos(per_image: dict[str, list[dict]], n_varied: int, n_worst: int, seed: int,

@@ -184,7 +184,7 @@ def test_a_diverging_loss_stops_training_naming_epoch_and_batch(processed, monke
     def poisoned(self, logits, target):
         calls["n"] += 1
         loss = original(self, logits, target)
-        return loss * float("nan") if calls["n"] == 9 else loss  # epoch 2 (7 batches per epoch), batch 2
+        return loss * float("nan") if calls["n"] == 8 else loss  # 6 training + 1 validation batch an epoch: epoch 2, batch 1
 
     monkeypatch.setattr(losses.DiceBCELoss, "forward", poisoned)
     train, valid = load_split(processed, "train"), load_split(processed, "valid")

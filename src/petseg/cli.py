@@ -86,7 +86,7 @@ def cmd_tune(args, params):
                            fingerprint=tune_fingerprint(params, name, args.data))
         best = best_trial(study)
         write_json(Path(args.metrics_dir) / f"tune_{name}.json", best)
-        write_csv(Path(args.plots_dir) / f"tune_{name}.csv", trials_table(study))
+        write_csv(Path(args.plots_dir) / f"tune_{name}.csv", trials_table(study), fieldnames=TRIALS_FIELDS)
         summary.append(f"{name} best lr {best['best_lr']:.2e} (valid Dice {best['best_valid_dice']:.4f})")
     return "; ".join(summary)
 
@@ -256,6 +256,9 @@ def cmd_export(args, params):
     if args.cards is not None and params is None:
         raise ValueError("--cards: a model card needs the project's params.yaml (or --params)")
     loaded = [(path, *load_checkpoint(path)) for path in args.checkpoint]  # every file checked before any work
+    if args.cards is not None:
+        from petseg.card import model_card
+        evaluated, counts = json.loads(Path(args.metrics).read_text()), json.loads(Path(args.counts).read_text())
     photos, source = parity_photos(args.photos)
     done = []
     for (path, model, meta), out in zip(loaded, outs):
@@ -266,12 +269,9 @@ def cmd_export(args, params):
               + ", ".join(f"{diff:.1e} at {shape} px" for shape, diff in parity.items()), file=sys.stderr)
         done.append(f"{out} (max logit difference {max(parity.values()):.1e})")
         if args.cards is not None:
-            from petseg.card import model_card
             name = meta["model"]
-            scores = json.loads(Path(args.metrics).read_text())[name]
             trained = json.loads((Path(args.metrics).parent / f"train_{name}.json").read_text())
-            card = model_card(name, meta, params, json.loads(Path(args.counts).read_text()), trained, scores,
-                              parity, source, PARITY_TOLERANCE)
+            card = model_card(name, meta, params, counts, trained, evaluated[name], parity, source, PARITY_TOLERANCE)
             with atomic_path(Path(args.cards) / f"{name}.md") as tmp:
                 tmp.write_text(card)
             done.append(f"{Path(args.cards) / f'{name}.md'}")

@@ -228,6 +228,7 @@ def merge(base: dict, changes: dict) -> dict:
 
 def profile_overrides(params: dict, profile_path: str | Path) -> list[str]:
     """`-S key=value` arguments that turn `params` into the profile; the merged params are validated first."""
+    import yaml
     path = Path(profile_path)
     if not path.is_file():
         raise ParamError("no such profile", path)
@@ -237,7 +238,6 @@ def profile_overrides(params: dict, profile_path: str | Path) -> list[str]:
     except ParamError as err:
         raise ParamError(str(err), path) from None
     args = []
-    import yaml
     for key, value in flatten(profile).items():
         text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
         if any(c.isspace() for c in text.replace(", ", ",")):

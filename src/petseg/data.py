@@ -14,7 +14,7 @@ from PIL import Image
 
 from petseg.augment import reseed
 from petseg.download import read_split_list
-from petseg.images import decode_image  # noqa: F401 (petseg.data.decode_image, as before)
+from petseg.images import decode_image
 from petseg.io import atomic_path, write_csv
 from petseg.progress import note, progress
 

@@ -38,8 +38,8 @@ def choose_photos(per_image: dict[str, list[dict]], n_varied: int, n_worst: int,
         stem = stems[int(rng.integers(len(stems)))]
         rows.append((stem, f"{breed} ({pets[stem][1]})"))
     for model, table in per_image.items():
-        shown = {stem for stem, _ in rows}
-        worst = [row for row in sorted(table, key=lambda r: (float(r["dice"]), r["stem"])) if row["stem"] not in shown | not_worst]
+        skip = {stem for stem, _ in rows} | not_worst
+        worst = [row for row in sorted(table, key=lambda r: (float(r["dice"]), r["stem"])) if row["stem"] not in skip]
         rows += [(row["stem"], f"{MODEL_NAMES.get(model, model)}'s worst #{rank}\n{row['breed']} ({row['species']})")
                  for rank, row in enumerate(worst[:n_worst], start=1)]
     return rows

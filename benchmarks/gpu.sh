@@ -28,7 +28,7 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 # The full-scale profile on the shipped sample (the official archives are not on the machine).
 python3 - "$work" <<'PY'
 import sys, yaml
-from petseg.config import merge, validate
+from petseg.lib.config import merge, validate
 work = sys.argv[1]
 params = merge(yaml.safe_load(open("params.yaml")), yaml.safe_load(open("profiles/full.yaml")))
 params["data"]["source"] = "sample"

@@ -1,11 +1,11 @@
 """Inference speed, images per second: PyTorch fp32, PyTorch in the precision training uses (bf16 autocast
-where `train.amp: auto` turns it on, see petseg.device), and onnxruntime, for both models at two sizes.
+where `train.amp: auto` turns it on, see petseg.lib.device), and onnxruntime, for both models at two sizes.
 
     python benchmarks/inference.py --out docs/inference.md            # the measurement
     python benchmarks/inference.py --repeats 1 --batches 1 --out -   # a quick check that it runs
 
 Each model is built with random weights at its params.yaml width (speed does not depend on the weights) and
-exported with `petseg.export.export_onnx`; each timing is the median of `--repeats` runs of `--batches`
+exported with `petseg.lib.onnx_export.export_onnx`; each timing is the median of `--repeats` runs of `--batches`
 batches, after one warm-up batch. Needs `pip install -e '.[export]'`.
 """
 
@@ -25,14 +25,13 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from petseg.augment import normalize  # noqa: E402
-from petseg.config import MODELS, load_params  # noqa: E402
-from petseg.device import autocast, cpu_description, precision_name, use_amp  # noqa: E402
-from petseg.export import export_onnx  # noqa: E402
-from petseg.io import atomic_path  # noqa: E402
-from petseg.models import architecture, build_model  # noqa: E402
-from petseg.onnx_model import load_onnx  # noqa: E402
-from petseg.report import NAMES  # noqa: E402
+from petseg.lib.config import Params, load_params  # noqa: E402
+from petseg.lib.augment import normalize  # noqa: E402
+from petseg.lib.device import autocast, cpu_description, precision_name, use_amp  # noqa: E402
+from petseg.lib.io import atomic_path  # noqa: E402
+from petseg.lib.models import MODELS, build_model  # noqa: E402
+from petseg.lib.onnx_export import export_onnx  # noqa: E402
+from petseg.lib.onnx_model import load_onnx  # noqa: E402
 
 
 def images_per_second(run, batch: np.ndarray, batches: int, repeats: int) -> float:
@@ -58,21 +57,22 @@ def torch_runner(model: torch.nn.Module, amp: bool):
     return run
 
 
-def measure(params: dict, sizes: list[int], batch_size: int, batches: int, repeats: int) -> list[dict]:
+def measure(params: Params, sizes: list[int], batch_size: int, batches: int, repeats: int) -> list[dict]:
     device = torch.device("cpu")
-    amp = use_amp(params["train"]["amp"], device)
+    amp = use_amp(params.train.amp, device)
     rows, rng = [], np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         for name in MODELS:
             torch.manual_seed(0)
-            model = build_model(name, architecture(name, params[name])).eval()
+            arch = params.model(name).architecture()
+            model = build_model(name, arch).eval()
             onnx_path = Path(tmp) / f"{name}.onnx"
-            export_onnx(model, {"model": name, "arch": architecture(name, params[name]), "image_size": sizes[0],
+            export_onnx(model, {"model": name, "arch": arch, "image_size": sizes[0],
                                 "threshold": 0.5, "tta_hflip": False}, onnx_path)
             session, _ = load_onnx(onnx_path)
             for size in sizes:
                 batch = rng.integers(0, 256, (batch_size, size, size, 3), dtype=np.uint8)
-                row = {"model": NAMES[name], "size": size,
+                row = {"model": MODELS[name], "size": size,
                        "fp32": images_per_second(torch_runner(model, False), batch, batches, repeats),
                        "training precision": (images_per_second(torch_runner(model, True), batch, batches, repeats)
                                               if amp else None),
@@ -84,7 +84,7 @@ def measure(params: dict, sizes: list[int], batch_size: int, batches: int, repea
 
 
 def table(rows: list[dict], params: dict, batch_size: int, batches: int, repeats: int) -> str:
-    precision = precision_name(params["train"]["amp"], torch.device("cpu"))
+    precision = precision_name(params.train.amp, torch.device("cpu"))
     lines = [
         "# Inference speed",
         "",

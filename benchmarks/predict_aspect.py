@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from petseg.checkpoint import load_checkpoint
-from petseg.data import decode_image, decode_trimap, pair_paths, read_split_list, trimap_to_mask
-from petseg.evaluate import predict_probabilities, upscale_mask
-from petseg.metrics import confusion_per_image, dice_score, to_confusion
-from petseg.predict import model_input
+from petseg.lib.checkpoint import load_checkpoint
+from petseg.lib.data import decode_image, decode_trimap, pair_paths, read_split_list, trimap_to_mask
+from petseg.lib.scoring import predict_probabilities, upscale_mask
+from petseg.lib.metrics import confusion_per_image, dice_score, to_confusion
+from petseg.lib.photos import model_input
 
 
 def squash(photo: Image.Image, size: int):

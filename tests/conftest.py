@@ -9,9 +9,9 @@ import pytest
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from petseg.data import preprocess  # noqa: E402
-from petseg.download import ARCHIVES, extract  # noqa: E402
-from petseg.sample import make_sample  # noqa: E402
+from petseg.lib.data import preprocess  # noqa: E402
+from petseg.lib.archives import ARCHIVES, extract  # noqa: E402
+from petseg.tools.make_sample import make_sample  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_ARCHIVES = {name: REPO / "data" / "sample" / name for name in ARCHIVES}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from petseg.ablation import ablation_rows, ablation_table
+from petseg.tools.ablation import ablation_rows, ablation_table
 
 
 def experiment(name: str, seed: int, epochs: int, dice: float, state: str = "success", valid: float | None = None) -> dict:

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from petseg.config import load_params
-from petseg.data import SegmentationDataset, Split, load_pair, pair_paths
-from petseg.train import make_loader, start_epoch
-from petseg.augment import normalize, reseed, train_transform
+from petseg.lib.config import load_params
+from petseg.lib.data import SegmentationDataset, Split, load_pair, pair_paths
+from petseg.lib.loop import make_loader, start_epoch
+from petseg.lib.augment import normalize, reseed, train_transform
 from tests.conftest import REPO
 
-AUGMENT = load_params(REPO / "params.yaml")["augment"]
+AUGMENT = load_params(REPO / "params.yaml").augment
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from petseg.data import BadFile, load_split, preprocess
+from petseg.lib.data import BadFile, load_split, preprocess
 from tests.conftest import REPO
 
 SIZE = 32

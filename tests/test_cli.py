@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 
-from petseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from petseg.config import ParamError, load_params
-from petseg.models import build_model
+from petseg.lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from petseg.lib.config import ParamError, load_params
+from petseg.lib.models import build_model
 from tests.conftest import REPO
 
 
@@ -54,7 +54,7 @@ def test_bad_params_exit_2_with_one_line_before_any_work(tmp_path):
 
 
 def test_the_shipped_params_are_valid():
-    assert load_params(REPO / "params.yaml")["data"]["source"] == "sample"
+    assert load_params(REPO / "params.yaml").data.source == "sample"
 
 
 def test_evaluate_missing_checkpoint_is_one_line(tmp_path):
@@ -180,7 +180,7 @@ def test_a_hand_written_exponent_is_a_number(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(text.replace("\nlr: null", "\nlr: 1e-3").replace("lr_min: 5.0e-4", "lr_min: 5E-4"))
     params = load_params(path)
-    assert params["lr"] == 0.001 and params["tune"]["lr_min"] == 0.0005
+    assert params.lr == 0.001 and params.tune.lr_min == 0.0005
     path.write_text(text.replace("\nlr: null", "\nlr: '1e-3'"))  # quoted, it is a string: refused
     with pytest.raises(ParamError, match="lr: '1e-3' is not a number or null"):
         load_params(path)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from petseg.data import (decode_image, load_pair, load_split, official_splits, pair_paths, preprocess,
+from petseg.lib.data import (decode_image, load_pair, load_split, official_splits, pair_paths, preprocess,
                          read_split_list, split_trainval, trimap_to_mask)
-from petseg.evaluate import pet_breeds
-from petseg.sample import stratified_stems
+from petseg.lib.scoring import pet_breeds
+from petseg.tools.make_sample import stratified_stems
 from tests.conftest import TINY_STEMS, TINY_TEST, TINY_TRAINVAL
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import yaml
 
-from petseg import device as dev
-from petseg.config import load_params
+from petseg.lib import device as dev
+from petseg.lib.config import load_params
 from tests.conftest import REPO
 
 CPU = torch.device("cpu")
@@ -65,4 +65,4 @@ def test_a_bare_on_or_off_from_dvc_exp_run_set_is_the_setting(tmp_path, written,
     assert yaml.safe_load(text)["train"]["amp"] in (True, False, "auto", "on")  # what PyYAML makes of it
     path = tmp_path / "params.yaml"
     path.write_text(text)
-    assert load_params(path)["train"]["amp"] == expected
+    assert load_params(path).train.amp == expected

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from petseg.download import ARCHIVES, DownloadError, extract, fetch, md5sum
+from petseg.lib.archives import ARCHIVES, DownloadError, extract, fetch, md5sum
 from tests.conftest import REPO, TINY_STEMS, TINY_TEST, TINY_TRAINVAL
 
 

@@ -12,20 +12,21 @@ import pytest
 import torch
 from PIL import Image
 
-from petseg.augment import normalize
-from petseg.checkpoint import load_checkpoint, save_checkpoint
-from petseg.export import PARITY_TOLERANCE
-from petseg.images import decode_image
-from petseg.models import build_model
-from petseg.onnx_model import load_onnx
-from petseg.predict import predict_photos
+from petseg.lib.augment import normalize
+from petseg.lib.checkpoint import load_checkpoint, save_checkpoint
+from petseg.lib.onnx_export import PARITY_TOLERANCE
+from petseg.lib.images import decode_image
+from petseg.lib.models import build_model
+from petseg.lib.onnx_model import load_onnx
+from petseg.lib.photos import predict_photos
 from tests.conftest import REPO
 
 ARCHS = {"unet": {"base_channels": 4}, "resnet34_unet": {"decoder_channels": 8}}
 SETTINGS = {"unet": (0.5, True), "resnet34_unet": (0.4, False)}  # threshold, TTA: each must travel in the file
 PHOTOS = ["Abyssinian_1.jpg", "Abyssinian_5.jpg", "Bengal_10.jpg", "american_bulldog_10.jpg"]
 # What `petseg predict` with an ONNX model may import: none of training's libraries
-BLOCKED = ("torch", "torchvision", "albumentations", "cv2", "matplotlib", "yaml", "optuna", "pandas", "dvc")
+BLOCKED = ("torch", "torchvision", "albumentations", "cv2", "matplotlib", "yaml", "optuna", "pandas", "dvc",
+           "pydantic")
 TORCH_FREE_RUN = f"""
 import sys
 class Block:
@@ -172,8 +173,8 @@ def test_bad_model_files_are_one_line(exported, tmp_path):
 
 
 def test_model_card_from_the_metrics(tmp_path):
-    from petseg.card import MEASURED, model_card
-    from petseg.config import load_params
+    from petseg.lib.card import MEASURED, model_card
+    from petseg.lib.config import load_params
     params = load_params(REPO / "params.yaml")
     scores = json.loads((REPO / "metrics" / "evaluate.json").read_text())["unet"]
     trained = json.loads((REPO / "metrics" / "train_unet.json").read_text())
@@ -185,7 +186,7 @@ def test_model_card_from_the_metrics(tmp_path):
     assert f"| Dice (pixels of all test photos pooled) | {scores['dice']:.4f} |" in card
     assert f"| 95% interval (bootstrap over photos, 2000 resamples) | {scores['dice_ci_low']:.4f} to " in card
     assert f"| Dice, cats | {scores['dice_cat']:.4f} |" in card and f"| Dice, dogs | {scores['dice_dog']:.4f} |" in card
-    assert f"{trained['epochs']} epochs" in card and f"batch {params['train']['batch_size']}" in card
+    assert f"{trained['epochs']} epochs" in card and f"batch {params.train.batch_size}" in card
     assert "several pets" in card and "beyond 2:1" in card
     assert card.index(MEASURED) > card.index("## Known limits")  # the machine-dependent part is last
     assert f"{scores['inference_ms_per_image']} ms per photo" in card and "1.7e-05 at 96x96 px" in card

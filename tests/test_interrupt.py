@@ -14,10 +14,10 @@ import pytest
 import torch
 import yaml
 
-from petseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from petseg.data import load_split
-from petseg.models import build_model
-from petseg.train import fit
+from petseg.lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from petseg.lib.data import load_split
+from petseg.lib.models import build_model
+from petseg.lib.loop import fit
 from tests.conftest import REPO, study_trials
 
 EPOCHS = 6
@@ -56,11 +56,11 @@ def start(root: Path, *args, pause_in_epoch: int | None = None) -> subprocess.Po
 PAUSED_RUN = """
 import itertools, sys, time
 from pathlib import Path
-import petseg.train
+import petseg.lib.loop
 from petseg.cli import main
 
 pause_in, epochs = int(sys.argv[1]), itertools.count(1)
-real_progress = petseg.train.progress
+real_progress = petseg.lib.loop.progress
 
 def progress(iterable, desc, *args, **kwargs):
     if " epoch " not in desc or next(epochs) != pause_in:  # validation passes have no desc
@@ -74,7 +74,7 @@ def progress(iterable, desc, *args, **kwargs):
             yield batch
     return first_batch_then_wait()
 
-petseg.train.progress = progress
+petseg.lib.loop.progress = progress
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -175,9 +175,10 @@ def test_ctrl_c_exits_promptly_and_leaves_no_finished_looking_output(processed, 
 
 
 def test_a_diverging_loss_stops_training_naming_epoch_and_batch(processed, monkeypatch):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    from petseg.lib.config import load_params
+    params = load_params(REPO / "params.yaml")
     calls = {"n": 0}
-    from petseg import losses
+    from petseg.lib import losses
 
     original = losses.DiceBCELoss.forward
 
@@ -190,7 +191,7 @@ def test_a_diverging_loss_stops_training_naming_epoch_and_batch(processed, monke
     train, valid = load_split(processed, "train"), load_split(processed, "valid")
     with pytest.raises(FloatingPointError, match=r"loss is nan in epoch 2, batch 1"):
         fit("unet", {"base_channels": 4}, train, valid, lr=1e-3, epochs=3, seed=0,
-            train_params=params["train"] | {"batch_size": 2}, augment_params=params["augment"])
+            train_params=params.train.model_copy(update={"batch_size": 2}), augment=params.augment)
 
 
 def test_a_checkpoint_for_another_architecture_says_which_model_it_is(tmp_path):

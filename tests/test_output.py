@@ -10,8 +10,8 @@ import sys
 
 import yaml
 
-from petseg.checkpoint import save_checkpoint
-from petseg.models import build_model
+from petseg.lib.checkpoint import save_checkpoint
+from petseg.lib.models import build_model
 from tests.conftest import REPO
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from petseg.plots_page import write_template
+from petseg.tools.plots_template import write_template
 from tests.conftest import REPO, TINY_TEST
 
 pytestmark = pytest.mark.slow
@@ -122,9 +122,10 @@ def test_an_epochs_change_reruns_that_training_and_no_tuning(project):
         assert "tune" not in changed and "train_resnet34_unet" not in changed, changed
         assert "train_unet" in changed
         # the study a tune run would open is the same one: its finished trials count
-        from petseg.cli import tune_fingerprint
-        before = tune_fingerprint(yaml.safe_load(original), "unet", project / "data" / "processed")
-        assert tune_fingerprint(params, "unet", project / "data" / "processed") == before
+        from petseg.lib.config import validate
+        from petseg.stages.tune import tune_fingerprint
+        before = tune_fingerprint(validate(yaml.safe_load(original)), "unet", project / "data" / "processed")
+        assert tune_fingerprint(validate(params), "unet", project / "data" / "processed") == before
     finally:
         (project / "params.yaml").write_text(original)
 
@@ -199,7 +200,7 @@ def onnx_weights(path: Path) -> list[bytes]:
 
 def without_timings(path: Path) -> object:
     if path.suffix == ".md":  # a model card: what the pipeline measured comes last
-        from petseg.card import MEASURED
+        from petseg.lib.card import MEASURED
         return path.read_text().split(MEASURED)[0]
     if path.suffix == ".csv":  # the last column is seconds
         return [line.rsplit(",", 1)[0] for line in path.read_text().splitlines()]

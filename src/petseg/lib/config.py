@@ -1,0 +1,320 @@
+"""The one params.yaml loader: typed sections (pydantic), every key checked, one-line errors that name the key."""
+
+from __future__ import annotations
+
+import functools
+import re
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from petseg.lib.errors import ParamError
+
+Number = int | float  # as written in params.yaml: 15 stays 15, so fingerprints and model cards read as the file does
+Probability = Annotated[Number, Field(ge=0, le=1)]
+Fraction = Annotated[Number, Field(gt=0, lt=1)]
+
+
+class Section(BaseModel):
+    """A params.yaml section: every key required, none unknown, no string read as a number, read-only."""
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class Archive(Section):
+    size: int = Field(ge=0)
+    md5: str = Field(min_length=1)
+
+
+class Archives(Section):
+    images: Archive = Field(alias="images.tar.gz")
+    annotations: Archive = Field(alias="annotations.tar.gz")
+
+
+class ArchiveSources(Section):
+    sample: Archives
+    full: Archives
+
+
+class Data(Section):
+    source: Literal["sample", "full", "folder"]
+    folder: str = Field(min_length=1)
+    url: str = Field(min_length=1)
+    retries: int = Field(ge=1)
+    timeout: Number = Field(gt=0)
+    archives: ArchiveSources
+
+
+class Preprocess(Section):
+    image_size: int = Field(ge=32, multiple_of=32)
+    valid_fraction: Fraction
+    on_bad_file: Literal["skip", "fail"]
+    min_side: int = Field(ge=1)
+    max_pixels: int = Field(ge=1)
+    num_workers: int = Field(ge=1)
+
+
+def _low_high(value: list) -> list:
+    if len(value) != 2:
+        raise ValueError("must be a list [low, high]")
+    if value[0] > value[1]:
+        raise ValueError("must have low <= high")
+    return value
+
+
+class Augment(Section):
+    crop_scale: list[Annotated[Number, Field(gt=0, le=1)]]
+    hflip_p: Probability
+    vflip_p: Probability
+    affine_p: Probability
+    shift: Probability
+    scale: Number = Field(ge=0, lt=1)
+    rotate: Number = Field(ge=0, le=180)
+    color_jitter: Number = Field(ge=0, le=0.5)
+    color_jitter_p: Probability
+    rgb_shift: Number = Field(ge=0, le=255)
+    rgb_shift_p: Probability
+    noise_std: list[Probability]
+    noise_p: Probability
+
+    _ranges = field_validator("crop_scale", "noise_std")(_low_high)
+
+
+class Train(Section):
+    batch_size: int = Field(ge=1)
+    dice_weight: Number = Field(ge=0)
+    bce_weight: Number = Field(ge=0)
+    scheduler: Literal["constant", "cosine", "onecycle"]
+    warmup_fraction: Number = Field(ge=0, lt=1)
+    num_workers: int = Field(ge=0)
+    persistent_workers: bool
+    channels_last: bool
+    fused_adam: bool
+    amp: Literal["auto", "on", "off"]
+    deterministic: bool
+
+
+class UNet(Section):
+    base_channels: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+
+    def architecture(self) -> dict:
+        """The keys that define the network (the rest is training): what a checkpoint records."""
+        return {"base_channels": self.base_channels}
+
+
+class ResNet34UNet(Section):
+    decoder_channels: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+
+    def architecture(self) -> dict:
+        return {"decoder_channels": self.decoder_channels}
+
+
+class Tune(Section):
+    n_trials: int = Field(ge=0)
+    epochs: int = Field(ge=1)
+    lr_min: Number = Field(gt=0)
+    lr_max: Number = Field(gt=0)
+    startup_trials: int = Field(ge=0)
+    pruner_warmup_epochs: int = Field(ge=0)
+    storage: str = Field(min_length=1)
+    heartbeat_seconds: int = Field(ge=1)
+
+
+class Evaluate(Section):
+    threshold: Fraction
+    batch_size: int = Field(ge=1)
+    tta_hflip: bool
+    bootstrap_samples: int = Field(ge=1)
+    confidence: Fraction
+
+
+class Visualize(Section):
+    n_images: int = Field(ge=1)
+    n_worst: int = Field(ge=0)
+
+
+class Params(Section):
+    seed: int = Field(ge=0)
+    lr: Number | None = Field(gt=0)
+    data: Data
+    preprocess: Preprocess
+    augment: Augment
+    train: Train
+    unet: UNet
+    resnet34_unet: ResNet34UNet
+    tune: Tune
+    evaluate: Evaluate
+    visualize: Visualize
+
+    def model(self, name: str) -> UNet | ResNet34UNet:
+        """The section of model `name` (a key of petseg.lib.models.MODELS)."""
+        return getattr(self, name)
+
+    def as_dict(self) -> dict:
+        """The params as params.yaml spells them."""
+        return self.model_dump(by_alias=True)
+
+
+# pydantic's error types, in params.yaml's words (ctx holds the bound)
+BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("<=", "le"),
+          "less_than": ("<", "lt")}
+
+
+def _field(model: type[BaseModel], loc: tuple) -> tuple[str, Any, type[BaseModel], type[BaseModel] | None]:
+    """For an error's location: the dotted key (without pydantic's union and list-index steps), the key's
+    annotation, the section holding the key, and the section the key itself is (None for a value)."""
+    keys, annotation, section, current = [], None, model, model
+    for step in loc:
+        fields = {info.alias or name: info for name, info in current.model_fields.items()} if current else {}
+        if step in fields:
+            keys.append(step)
+            section, annotation = current, fields[step].annotation
+            current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return ".".join(keys), annotation, section, current
+
+
+def _allowed(annotation) -> list:
+    """The values a Literal or bool key takes."""
+    if annotation is bool:
+        return [True, False]
+    return list(typing.get_args(annotation))
+
+
+def _message(model: type[BaseModel], error: dict) -> str:
+    key, annotation, section, _ = _field(model, error["loc"])
+    kind, value, ctx = error["type"], error["input"], error.get("ctx", {})
+    nullable = type(None) in typing.get_args(annotation)
+    if kind == "missing":
+        return f"{key}: missing"
+    if kind == "extra_forbidden":
+        parent, _, _, where = _field(model, error["loc"][:-1])
+        allowed = [info.alias or name for name, info in where.model_fields.items()] if where else []
+        return f"{parent + '.' if parent else ''}{error['loc'][-1]}: unknown key; allowed here: {', '.join(allowed)}"
+    if kind in BOUNDS:
+        sign, name = BOUNDS[kind]
+        return f"{key}: {value!r} must be {sign} {ctx[name]:g}"
+    if kind == "multiple_of":
+        return f"{key}: {value!r} must be a multiple of {ctx['multiple_of']} (the models downsample 5 times)"
+    if kind in ("literal_error", "bool_type"):
+        return f"{key}: {value!r} is not one of {', '.join(map(str, _allowed(annotation)))}"
+    if kind == "int_type" and annotation is int:
+        return f"{key}: {value!r} is not an integer"
+    if kind in ("int_type", "float_type"):
+        return f"{key}: {value!r} is not a number" + (" or null" if nullable else "")
+    if kind in ("string_type", "string_too_short"):
+        return f"{key}: {value!r} must be a non-empty string"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{key or 'params.yaml'}: must be a mapping, got {value!r}"
+    if kind == "list_type":
+        return f"{key}: {value!r} must be a list [low, high]"
+    if kind == "value_error":
+        return f"{key}: {value!r} {ctx['error']}"
+    return f"{key}: {value!r}: {error['msg']}"
+
+
+def _check_across_sections(p: Params) -> None:
+    if p.tune.lr_min >= p.tune.lr_max:
+        raise ParamError(f"tune.lr_min: {p.tune.lr_min} must be < tune.lr_max ({p.tune.lr_max})")
+    if p.tune.n_trials == 0 and p.lr is None:
+        raise ParamError("tune.n_trials: 0 (no tuning) needs a fixed learning rate: set lr, e.g. lr: 2.0e-3")
+    if p.data.source == "folder" and not Path(p.data.folder).expanduser().is_dir():
+        raise ParamError(f"data.folder: {p.data.folder!r} is no folder; with data.source folder it "
+                         "must be a folder in the official layout (images/, annotations/trimaps/, list files)")
+    if p.train.dice_weight + p.train.bce_weight <= 0:
+        raise ParamError("train.dice_weight: dice_weight + bce_weight must be > 0")
+
+
+def validate(raw: Any) -> Params:
+    """Typed params from a parsed params.yaml; ParamError names the first bad key."""
+    if not isinstance(raw, dict):
+        raise ParamError(f"params.yaml: must be a mapping, got {raw!r}")
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamError(_message(Params, err.errors()[0])) from None
+    _check_across_sections(params)
+    return params
+
+
+@functools.cache
+def _loader() -> type:
+    """YAML 1.2, as DVC writes params.yaml: `1e-3` is a number and only true/false are booleans (PyYAML,
+    following YAML 1.1, reads `1e-3` as a string and the `on` of `dvc exp run -S train.amp=on` as true).
+    Built on first use: `petseg predict` with an ONNX model needs no PyYAML."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)[eE][-+]?\d+$"), list("-+0123456789."))
+    return Loader
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a params or profile file; one line naming the file when it is not YAML."""
+    import yaml
+    try:
+        return yaml.load(Path(path).read_text(), Loader=_loader())
+    except yaml.YAMLError as err:
+        raise ParamError(f"not valid YAML ({str(err).splitlines()[0]})", path) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; raises ParamError naming the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamError("no such params file", path)
+    try:
+        return validate(read_yaml(path))
+    except ParamError as err:
+        raise ParamError(str(err), path) from None
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}: the dotted keys that `dvc exp run -S` takes."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and not (prefix + key).startswith("data.archives"):
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def merge(base: dict, changes: dict) -> dict:
+    """A copy of `base` with `changes` laid over it, section by section."""
+    merged = dict(base)
+    for key, value in changes.items():
+        nested = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = merge(base[key], value) if nested else value
+    return merged
+
+
+def profile_overrides(params: Params, profile_path: str | Path) -> list[str]:
+    """`-S key=value` arguments that turn `params` into the profile; the merged params are validated first."""
+    import yaml
+    path = Path(profile_path)
+    if not path.is_file():
+        raise ParamError("no such profile", path)
+    profile = read_yaml(path) or {}
+    try:
+        validate(merge(params.as_dict(), profile))  # an unknown key or a bad value, named as in params.yaml
+    except ParamError as err:
+        raise ParamError(str(err), path) from None
+    args = []
+    for key, value in flatten(profile).items():
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+        if any(c.isspace() for c in text.replace(", ", ",")):
+            raise ParamError(f"{key}: {value!r} has spaces; give it in params.yaml instead", path)
+        args += ["-S", f"{key}={text.replace(', ', ',')}"]
+    return args

@@ -1,0 +1,1 @@
+"""One module per dvc.yaml stage: read the params, call the library, write the outputs."""

@@ -1,0 +1,23 @@
+"""Stage `preprocess`: decode, resize and split the photos into uint8 arrays (train, valid, test) once."""
+
+from __future__ import annotations
+
+HELP = "decode, resize and split the photos into uint8 arrays"
+PARAMS = "required"
+
+
+def run(args, params) -> str:
+    from petseg.lib.data import preprocess
+    from petseg.lib.io import write_json
+    p = params.preprocess
+    counts = preprocess(args.raw, args.out, p.image_size, p.valid_fraction, params.seed, p.on_bad_file, p.min_side,
+                        p.max_pixels, p.num_workers)
+    write_json(args.counts, counts)
+    return (f"wrote {args.out}: " + ", ".join(f"{k} {counts[k]}" for k in ("train", "valid", "test"))
+            + f" images; skipped {counts['skipped']} (listed in {args.out}/skipped.csv)")
+
+
+def add_arguments(p) -> None:
+    p.path("--raw", "data/raw", "the official layout")
+    p.path("--out", "data/processed", "folder for the arrays and manifest.csv")
+    p.path("--counts", "metrics/preprocess.json", "JSON of the split sizes and skipped files")

@@ -1,0 +1,1 @@
+"""Commands no pipeline stage runs: predict, reports, the ablation table, the bench, the sample, profiles."""

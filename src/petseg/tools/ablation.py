@@ -1,0 +1,185 @@
+"""`petseg ablation`: the ablation table of docs/ablation.md, made from DVC experiments rather than typed by hand.
+
+An experiment named `abl<step>-<label>-s<seed>` is one seed of one step; each step is the previous
+one plus a change, and the table averages each step over its seeds. Steps are compared on validation
+Dice; the test Dice is given once, for the step chosen.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import statistics
+import subprocess
+from pathlib import Path
+
+from petseg.lib.config import flatten
+from petseg.lib.io import csv_rows
+from petseg.lib.models import MODELS
+
+HELP = ("the ablation table (Markdown) from the DVC experiments named abl<step>-<label>-s<seed>, each step "
+        "averaged over its seeds")
+PARAMS = "required"
+NAME = re.compile(r"^abl(\d+)-([\w.]+)-s(\d+)$")
+
+
+def run(args, params) -> str:
+    from petseg.tools.report import update_readme
+    rows = ablation_rows(read_exp_show())
+    if not rows:
+        raise ValueError("no finished experiments named abl<step>-<label>-s<seed> (see docs/ablation.md)")
+    table = ablation_table(rows)
+    print(table)
+    if args.doc:
+        update_readme(args.doc, table, section="ablation")
+    if args.curve:
+        dice_minutes_figure(rows, args.curve, args.reference, params.seed)
+    return f"{len(rows)} experiments in {len({r['step'] for r in rows})} steps" + (
+        f", written into {args.doc}" if args.doc else "")
+
+
+def finished_experiments(exp_show: list[dict]) -> list[dict]:
+    """The finished experiments of `dvc exp show --json` output, every baseline commit included."""
+    found = []
+    for baseline in exp_show:
+        for exp in baseline.get("experiments") or []:
+            executor = exp.get("executor") or {}
+            rev = exp["revs"][0]
+            if executor.get("state", "success") == "success" and not rev.get("error") and rev.get("name"):
+                found.append(rev)
+    return found
+
+
+def ablation_rows(exp_show: list[dict]) -> list[dict]:
+    """One row per ablation experiment: step, label, seed, flat params, metrics per model, minutes."""
+    rows = []
+    for rev in finished_experiments(exp_show):
+        match = NAME.match(rev["name"])
+        if not match:
+            continue
+        data = rev["data"]
+        metrics = {path: entry.get("data", {}) for path, entry in data["metrics"].items()}
+        evaluate = metrics.get("metrics/evaluate.json", {})
+        if not evaluate:
+            continue
+        seconds = sum(metrics.get(f"metrics/tune_{m}.json", {}).get("tune_seconds", 0)
+                      + metrics.get(f"metrics/train_{m}.json", {}).get("train_seconds", 0) for m in MODELS)
+        rows.append({"step": int(match[1]), "label": match[2], "seed": int(match[3]), "rev": rev["rev"],
+                     "params": flatten(data["params"]["params.yaml"]["data"]),
+                     "valid_dice": {m: metrics.get(f"metrics/train_{m}.json", {}).get("best_valid_dice")
+                                    for m in MODELS},
+                     "dice": {m: evaluate[m]["dice"] for m in MODELS},
+                     "dice_original": {m: evaluate[m].get("dice_original_resolution") for m in MODELS},
+                     "minutes": seconds / 60})
+    return sorted(rows, key=lambda r: (r["step"], r["seed"]))
+
+
+def param_changes(before: dict, after: dict) -> str:
+    changed = [f"`{k}` {before.get(k)} → {after[k]}" for k in sorted(after) if k != "seed" and before.get(k) != after[k]]
+    return ", ".join(changed) or "(none)"
+
+
+def mean_valid_dice(group: list[dict]) -> float:
+    """A step's score for choosing: validation Dice, averaged over both models and all seeds."""
+    return statistics.mean(r["valid_dice"][m] for r in group for m in MODELS)
+
+
+def chosen_step(rows: list[dict]) -> int:
+    steps = {r["step"] for r in rows}
+    return max(sorted(steps), key=lambda step: mean_valid_dice([r for r in rows if r["step"] == step]))
+
+
+def ablation_table(rows: list[dict]) -> str:
+    """Markdown: per step, the change against the step before and each model's validation Dice, mean over
+    seeds; then the test Dice of the step with the best validation Dice, the only one scored on test."""
+    steps, chosen = sorted({r["step"] for r in rows}), chosen_step(rows)
+    lines = ["| step | change against the step before | seeds | " + " | ".join(
+        f"{name} validation Dice (mean; per seed)" for name in MODELS.values())
+        + " | tune + train minutes |", "| --- | --- | --- | " + "--- | " * len(MODELS) + "--- |"]
+    previous = None
+    for step in steps:
+        group = [r for r in rows if r["step"] == step]
+        change = "the baseline" if previous is None else param_changes(previous["params"], group[0]["params"])
+        cells = []
+        for m in MODELS:
+            per_seed = "; ".join(f"{r['valid_dice'][m]:.4f}" for r in group)
+            cells.append(f"**{statistics.mean(r['valid_dice'][m] for r in group):.4f}** ({per_seed})")
+        minutes = statistics.mean(r["minutes"] for r in group)
+        mark = " (chosen)" if step == chosen else ""
+        lines.append(f"| {step} {group[0]['label']}{mark} | {change} | {', '.join(str(r['seed']) for r in group)} | "
+                     + " | ".join(cells) + f" | {minutes:.1f} |")
+        previous = group[0]
+    group = [r for r in rows if r["step"] == chosen]
+    scored = "; ".join(f"{name} {statistics.mean(r['dice'][m] for r in group):.4f} (at original size "
+                       f"{statistics.mean(r['dice_original'][m] for r in group):.4f})" for m, name in MODELS.items())
+    lines += ["", f"Test Dice of the chosen step {chosen} ({group[0]['label']}), mean over seeds "
+              f"{', '.join(str(r['seed']) for r in group)}: {scored}."]
+    return "\n".join(lines)
+
+
+def read_exp_show() -> list[dict]:
+    """`dvc exp show --json` over every commit (an ablation's baseline may be an older commit)."""
+    result = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise OSError(f"dvc exp show failed: {result.stderr.strip().splitlines()[-1:]}")
+    return json.loads(result.stdout)
+
+
+def history_at(rev: str, model: str) -> list[dict]:
+    """The per-epoch rows of plots/train_<model>.csv as committed at `rev` (an experiment or a commit)."""
+    result = subprocess.run(["git", "show", f"{rev}:plots/train_{model}.csv"], capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise OSError(f"{rev}: no plots/train_{model}.csv ({result.stderr.strip()})")
+    return csv_rows(result.stdout)
+
+
+def minutes(history: list[dict], scale: float = 1.0) -> list[float]:
+    return list(itertools.accumulate(float(row["seconds"]) * scale / 60 for row in history))
+
+
+def dice_minutes_figure(rows: list[dict], out, reference: str | None = None, seed: int | None = None,
+                        target: float = 0.85) -> None:
+    """Validation Dice per epoch against training minutes, one line per step (first seed); `reference` (a
+    commit of a longer run) is drawn with its minutes rescaled to the epoch time step 1 measured here, for
+    the same model and settings."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from petseg.lib.io import atomic_path
+    seed = seed if any(r["seed"] == seed for r in rows) else rows[0]["seed"]
+    fig, axes = plt.subplots(1, len(MODELS), figsize=(12, 4.5), sharey=True)
+    for ax, (model, title) in zip(axes, MODELS.items()):
+        drawn, first = None, None
+        for row in (r for r in rows if r["seed"] == seed):
+            history = history_at(row["rev"], model)
+            first = first or history
+            if history == drawn:  # a change after training (TTA): the same curve
+                continue
+            drawn = history
+            ax.plot(minutes(history), [float(r["valid_dice"]) for r in history], label=f"step {row['step']} {row['label']}")
+        if reference:
+            history = history_at(reference, model)
+            scale = statistics.median(float(r["seconds"]) for r in first) / statistics.median(
+                float(r["seconds"]) for r in history)
+            ax.plot(minutes(history, scale), [float(r["valid_dice"]) for r in history], "k--",
+                    label=f"{reference[:7]}: {len(history)} epochs (time x{scale:.1f})")
+        ax.axhline(target, color="grey", ls=":", lw=1)
+        ax.set(title=f"{title} (seed {seed})", xlabel="training minutes on this machine")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    axes[0].set_ylabel("validation Dice per epoch")
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--doc", type=Path, help="also replace the table between the ablation markers of this file")
+    p.add_argument("--curve", type=Path, help="also draw validation Dice against training minutes to this PNG")
+    p.add_argument("--reference", help="with --curve: a commit whose longer run is drawn too, its minutes "
+                   "rescaled to this machine")

@@ -42,7 +42,7 @@ queue: setup
 # dvc exp show --only-changed without the columns that crowd out the Dice: Created, the preprocessing counts,
 # the other evaluate metrics, the tune and train metrics (their names repeat, so DVC prefixes them with
 # metrics/) and the dependency hashes
-COMPARE_DROP := Created|(train|valid|test|skipped)$$|(unet|resnet34_unet)\.(mean_image_dice|iou|pixel_accuracy|n_images|parameters|inference_ms_per_image|dice_ci_low|dice_ci_high|dice_original_resolution)$$|(data|models|plots|src|metrics)/
+COMPARE_DROP := Created|(train|valid|test|skipped)$$|\w+\.(mean_image_dice|iou|pixel_accuracy|n_images|parameters|inference_ms_per_image|dice_ci_low|dice_ci_high|dice_original_resolution)$$|(data|models|plots|src|metrics)/
 
 compare: setup
 	dvc exp show --no-pager --only-changed --drop '$(COMPARE_DROP)'

@@ -29,6 +29,7 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 python3 - "$work" <<'PY'
 import sys, yaml
 from petseg.lib.config import merge, validate
+from petseg.lib.models import MODELS
 work = sys.argv[1]
 params = merge(yaml.safe_load(open("params.yaml")), yaml.safe_load(open("profiles/full.yaml")))
 params["data"]["source"] = "sample"
@@ -39,13 +40,13 @@ params["train"]["deterministic"] = False
 yaml.safe_dump(params, open(f"{work}/gpu_fast.yaml", "w"), sort_keys=False)
 params["train"]["deterministic"], params["train"]["amp"] = True, "off"
 yaml.safe_dump(params, open(f"{work}/gpu_fp32.yaml", "w"), sort_keys=False)
-for model in ("unet", "resnet34_unet"):
+for model in MODELS:
     params[model]["epochs"] = 3
 params["train"]["amp"] = "auto"
 yaml.safe_dump(params, open(f"{work}/gpu_3ep.yaml", "w"), sort_keys=False)
 params["train"]["amp"] = "off"
 yaml.safe_dump(params, open(f"{work}/gpu_3ep_fp32.yaml", "w"), sort_keys=False)
-for model in ("unet", "resnet34_unet"):
+for model in MODELS:
     params[model]["epochs"] = 20
 params["train"]["amp"] = "auto"
 yaml.safe_dump(params, open(f"{work}/gpu_20ep.yaml", "w"), sort_keys=False)

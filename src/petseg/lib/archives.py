@@ -1,4 +1,4 @@
-"""The download stage: get the two archives, verify size and md5, extract to the official layout."""
+"""The archives: get the two (or the shipped sample), verify size and md5, extract or copy to the official layout."""
 
 from __future__ import annotations
 

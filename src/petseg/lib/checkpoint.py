@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
@@ -12,6 +12,14 @@ from torch import nn
 
 from petseg.lib.io import atomic_path
 from petseg.lib.models import build_model
+
+
+def petseg_version() -> str:
+    """The installed petseg's version (pyproject.toml), for the checkpoint's record."""
+    try:
+        return version("petseg")
+    except PackageNotFoundError:  # run from src/ without installing (benchmarks/gpu.sh)
+        return "not installed"
 
 
 class CheckpointError(ValueError):
@@ -22,7 +30,7 @@ def save_checkpoint(path: Path, state_dict: dict, name: str, arch: dict, image_s
     """Weights plus model name, architecture, image size, versions and `meta` (epoch, Dice...)."""
     state = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}  # channels_last -> plain
     payload = {"model": name, "arch": arch, "image_size": image_size, **meta,
-               "petseg_version": version("petseg"), "torch_version": torch.__version__.split("+")[0],
+               "petseg_version": petseg_version(), "torch_version": torch.__version__.split("+")[0],
                "state_dict": state}
     # through a file object: given a path, torch names the zip's root folder after the (random) temp name
     with atomic_path(path) as tmp, open(tmp, "wb") as f:

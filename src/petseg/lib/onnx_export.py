@@ -1,4 +1,4 @@
-"""`petseg export`: a checkpoint as an ONNX model, checked against PyTorch with onnxruntime.
+"""A checkpoint as an ONNX model (the export stage), checked against PyTorch with onnxruntime.
 
 The graph takes uint8 RGB photos as NHWC (the layout a decoded photo has) with a dynamic batch, height and
 width (multiples of 32), and does the ImageNet normalisation itself, so a caller needs no preprocessing code

@@ -1,4 +1,4 @@
-"""The tune stage: an Optuna search of each model's learning rate.
+"""An Optuna search of a model's learning rate (the tune stage runs it for each model).
 
 The study lives in a storage (by default a journal file, Optuna's advice for several processes on
 one machine; any RDB URL for several machines), so a killed run continues where it stopped and

@@ -39,6 +39,20 @@ def write_params(tmp_path: Path, change) -> Path:
     (lambda p: p["preprocess"].update(valid_fraction=1.0), "preprocess.valid_fraction: 1.0 must be < 1"),
     (lambda p: p["unet"].pop("epochs"), "unet.epochs: missing"),
     (lambda p: p["tune"].update(n_trials=0), "tune.n_trials: 0 (no tuning) needs a fixed learning rate: set lr"),
+    # pydantic's errors, said in the same words: a bool or a float where an integer goes, a range, a nested key
+    (lambda p: p["train"].update(num_workers=True), "train.num_workers: True is not an integer"),
+    (lambda p: p["train"].update(batch_size=8.0), "train.batch_size: 8.0 is not an integer"),
+    (lambda p: p["train"].update(channels_last="yes"), "train.channels_last: 'yes' is not one of True, False"),
+    (lambda p: p["augment"].update(rotate="15"), "augment.rotate: '15' is not a number"),
+    (lambda p: p["augment"].update(crop_scale=[0.9, 0.5]), "augment.crop_scale: [0.9, 0.5] must have low <= high"),
+    (lambda p: p["augment"].update(noise_std=[0.1]), "augment.noise_std: [0.1] must be a list [low, high]"),
+    (lambda p: p["augment"].update(noise_std=[0.1, 2]), "augment.noise_std: 2 must be <= 1"),
+    (lambda p: p["data"]["archives"]["full"].pop("images.tar.gz"), "data.archives.full.images.tar.gz: missing"),
+    (lambda p: p["data"]["archives"]["sample"]["annotations.tar.gz"].update(md5=""),
+     "data.archives.sample.annotations.tar.gz.md5: '' must be a non-empty string"),
+    (lambda p: p["data"]["archives"].update(mirror={}), "data.archives.mirror: unknown key; allowed here: sample, full"),
+    (lambda p: p.update(visualize=3), "visualize: must be a mapping, got 3"),
+    (lambda p: p.update(epochs=3), "epochs: unknown key; allowed here: seed, lr, data"),
 ])
 def test_bad_params_are_refused_with_the_key(tmp_path, change, message):
     path = write_params(tmp_path, change)

@@ -163,17 +163,17 @@ BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less
           "less_than": ("<", "lt")}
 
 
-def _field(model: type[BaseModel], loc: tuple) -> tuple[str, Any, type[BaseModel], type[BaseModel] | None]:
+def _field(model: type[BaseModel], loc: tuple) -> tuple[str, Any, type[BaseModel] | None]:
     """For an error's location: the dotted key (without pydantic's union and list-index steps), the key's
-    annotation, the section holding the key, and the section the key itself is (None for a value)."""
-    keys, annotation, section, current = [], None, model, model
+    annotation, and the section the key is (None for a value)."""
+    keys, annotation, current = [], None, model
     for step in loc:
         fields = {info.alias or name: info for name, info in current.model_fields.items()} if current else {}
         if step in fields:
             keys.append(step)
-            section, annotation = current, fields[step].annotation
+            annotation = fields[step].annotation
             current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-    return ".".join(keys), annotation, section, current
+    return ".".join(keys), annotation, current
 
 
 def _allowed(annotation) -> list:
@@ -184,13 +184,13 @@ def _allowed(annotation) -> list:
 
 
 def _message(model: type[BaseModel], error: dict) -> str:
-    key, annotation, section, _ = _field(model, error["loc"])
+    key, annotation, _ = _field(model, error["loc"])
     kind, value, ctx = error["type"], error["input"], error.get("ctx", {})
     nullable = type(None) in typing.get_args(annotation)
     if kind == "missing":
         return f"{key}: missing"
     if kind == "extra_forbidden":
-        parent, _, _, where = _field(model, error["loc"][:-1])
+        parent, _, where = _field(model, error["loc"][:-1])
         allowed = [info.alias or name for name, info in where.model_fields.items()] if where else []
         return f"{parent + '.' if parent else ''}{error['loc'][-1]}: unknown key; allowed here: {', '.join(allowed)}"
     if kind in BOUNDS:

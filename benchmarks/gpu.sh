@@ -28,8 +28,8 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 # The full-scale profile on the shipped sample (the official archives are not on the machine).
 python3 - "$work" <<'PY'
 import sys, yaml
-from petseg.lib.config import merge, validate
-from petseg.lib.models import MODELS
+from petseg.core.config import merge, validate
+from petseg.models.spec import MODELS
 work = sys.argv[1]
 params = merge(yaml.safe_load(open("params.yaml")), yaml.safe_load(open("profiles/full.yaml")))
 params["data"]["source"] = "sample"
@@ -76,5 +76,5 @@ for model in unet resnet34_unet; do
 done
 timeout 120 petseg --params "$work/gpu_20ep.yaml" evaluate --data "$work/p256" --raw "$work/raw" \
   --checkpoint "$work/m/unet.pt" "$work/m/resnet34_unet.pt" --out "$res/evaluate20.json" >/dev/null
-python3 -c "import json; from petseg.report import results_table; print(results_table(json.load(open('$res/evaluate20.json'))))"
+python3 -c "import json; from petseg.tools.report import results_table; print(results_table(json.load(open('$res/evaluate20.json'))))"
 pack

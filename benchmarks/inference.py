@@ -1,11 +1,11 @@
 """Inference speed, images per second: PyTorch fp32, PyTorch in the precision training uses (bf16 autocast
-where `train.amp: auto` turns it on, see petseg.lib.device), and onnxruntime, for both models at two sizes.
+where `train.amp: auto` turns it on, see petseg.core.device), and onnxruntime, for both models at two sizes.
 
     python benchmarks/inference.py --out docs/inference.md            # the measurement
     python benchmarks/inference.py --repeats 1 --batches 1 --out -   # a quick check that it runs
 
 Each model is built with random weights at its params.yaml width (speed does not depend on the weights) and
-exported with `petseg.lib.onnx_export.export_onnx`; each timing is the median of `--repeats` runs of `--batches`
+exported with `petseg.inference.onnx_export.export_onnx`; each timing is the median of `--repeats` runs of `--batches`
 batches, after one warm-up batch. Needs `pip install -e '.[export]'`.
 """
 
@@ -25,13 +25,13 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from petseg.lib.config import Params, load_params  # noqa: E402
-from petseg.lib.augment import normalize  # noqa: E402
-from petseg.lib.device import autocast, cpu_description, precision_name, use_amp  # noqa: E402
-from petseg.lib.io import atomic_path  # noqa: E402
-from petseg.lib.models import MODELS, build_model  # noqa: E402
-from petseg.lib.onnx_export import export_onnx  # noqa: E402
-from petseg.lib.onnx_model import load_onnx  # noqa: E402
+from petseg.core.config import Params, load_params  # noqa: E402
+from petseg.core.device import Precision, autocast, cpu_description, training_precision  # noqa: E402
+from petseg.core.io import atomic_path  # noqa: E402
+from petseg.inference.onnx_export import export_onnx  # noqa: E402
+from petseg.inference.onnx_model import load_onnx  # noqa: E402
+from petseg.models.build import build_model, normalize  # noqa: E402
+from petseg.models.spec import MODELS  # noqa: E402
 
 
 def images_per_second(run, batch: np.ndarray, batches: int, repeats: int) -> float:
@@ -45,21 +45,21 @@ def images_per_second(run, batch: np.ndarray, batches: int, repeats: int) -> flo
     return len(batch) * batches / statistics.median(seconds)
 
 
-def torch_runner(model: torch.nn.Module, amp: bool):
+def torch_runner(model: torch.nn.Module, precision: Precision):
     device = torch.device("cpu")
     model = model.eval().to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def run(images: np.ndarray):
         x = normalize(torch.from_numpy(images).permute(0, 3, 1, 2)).contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
+        with autocast(device, precision):
             return model(x).float()
     return run
 
 
 def measure(params: Params, sizes: list[int], batch_size: int, batches: int, repeats: int) -> list[dict]:
     device = torch.device("cpu")
-    amp = use_amp(params.train.amp, device)
+    trained = training_precision(params.train.amp, device)
     rows, rng = [], np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         for name in MODELS:
@@ -73,9 +73,9 @@ def measure(params: Params, sizes: list[int], batch_size: int, batches: int, rep
             for size in sizes:
                 batch = rng.integers(0, 256, (batch_size, size, size, 3), dtype=np.uint8)
                 row = {"model": MODELS[name], "size": size,
-                       "fp32": images_per_second(torch_runner(model, False), batch, batches, repeats),
-                       "training precision": (images_per_second(torch_runner(model, True), batch, batches, repeats)
-                                              if amp else None),
+                       "fp32": images_per_second(torch_runner(model, Precision("fp32", "fp32")), batch, batches, repeats),
+                       "training precision": (images_per_second(torch_runner(model, trained), batch, batches, repeats)
+                                              if trained.amp else None),
                        "onnxruntime": images_per_second(session.logits, batch, batches, repeats)}
                 rows.append(row)
                 print(f"{row['model']} {size} px: " + ", ".join(
@@ -84,7 +84,7 @@ def measure(params: Params, sizes: list[int], batch_size: int, batches: int, rep
 
 
 def table(rows: list[dict], params: dict, batch_size: int, batches: int, repeats: int) -> str:
-    precision = precision_name(params.train.amp, torch.device("cpu"))
+    precision = str(training_precision(params.train.amp, torch.device("cpu")))
     lines = [
         "# Inference speed",
         "",

@@ -19,11 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from petseg.lib.checkpoint import load_checkpoint
-from petseg.lib.data import decode_image, decode_trimap, pair_paths, read_split_list, trimap_to_mask
-from petseg.lib.scoring import predict_probabilities, upscale_mask
-from petseg.lib.metrics import confusion_per_image, dice_score, to_confusion
-from petseg.lib.photos import model_input
+from petseg.core.metrics import confusion_per_image, dice_score, to_confusion
+from petseg.data.decode import decode_image, decode_trimap, trimap_to_mask
+from petseg.data.splits import pair_paths, read_split_list
+from petseg.inference.images import upscale_mask
+from petseg.inference.predictor import predict_probabilities
+from petseg.inference.settings import model_input
+from petseg.models.checkpoint import load_checkpoint
 
 
 def squash(photo: Image.Image, size: int):

@@ -9,8 +9,8 @@ import pytest
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from petseg.lib.data import preprocess  # noqa: E402
-from petseg.lib.archives import ARCHIVES, extract  # noqa: E402
+from petseg.data.archives import ARCHIVES, extract  # noqa: E402
+from petseg.data.preprocess import preprocess  # noqa: E402
 from petseg.tools.make_sample import make_sample  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

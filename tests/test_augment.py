@@ -7,10 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from petseg.lib.config import load_params
-from petseg.lib.data import SegmentationDataset, Split, load_pair, pair_paths
-from petseg.lib.loop import make_loader, start_epoch
-from petseg.lib.augment import normalize, reseed, train_transform
+from petseg.core.config import load_params
+from petseg.data.arrays import Split
+from petseg.data.decode import load_pair
+from petseg.data.splits import pair_paths
+from petseg.models.build import normalize
+from petseg.training.augment import reseed, train_transform
+from petseg.training.dataset import SegmentationDataset
+from petseg.training.loop import make_loader, start_epoch
 from tests.conftest import REPO
 
 AUGMENT = load_params(REPO / "params.yaml").augment

@@ -13,7 +13,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from petseg.lib.data import BadFile, load_split, preprocess
+from petseg.data.arrays import load_split
+from petseg.data.decode import BadFile
+from petseg.data.preprocess import preprocess
 from tests.conftest import REPO
 
 SIZE = 32

@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 
-from petseg.lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from petseg.lib.config import ParamError, load_params
-from petseg.lib.models import build_model
+from petseg.core.config import ParamError, load_params
+from petseg.models.build import build_model
+from petseg.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tests.conftest import REPO
 
 
@@ -150,11 +150,11 @@ def test_no_tuning_writes_empty_trials_and_no_study(tmp_path, tiny_processed):
         params.update(lr=2e-3)
         params["tune"].update(n_trials=0, storage=str(tmp_path / "study.journal"))
     path = write_params(tmp_path, change)
-    result = petseg("--params", str(path), "tune", "--data", str(tiny_processed), "--metrics-dir", str(tmp_path),
-                    "--plots-dir", str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    assert "no search (tune.n_trials 0): both models train with lr 2.00e-03" in result.stderr
     for name in ("unet", "resnet34_unet"):
+        result = petseg("--params", str(path), "tune", "--model", name, "--data", str(tiny_processed),
+                        "--metrics", str(tmp_path / f"tune_{name}.json"), "--plot", str(tmp_path / f"tune_{name}.csv"))
+        assert result.returncode == 0, result.stderr
+        assert f"no search (tune.n_trials 0): {name} train with lr 2.00e-03" in result.stderr
         tuned = json.loads((tmp_path / f"tune_{name}.json").read_text())
         assert tuned["best_lr"] is None and tuned["n_trials"] == 0
         assert (tmp_path / f"tune_{name}.csv").read_text() == "trial,lr,valid_dice,epochs,pruned\n"

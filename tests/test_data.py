@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from petseg.lib.data import (decode_image, load_pair, load_split, official_splits, pair_paths, preprocess,
-                         read_split_list, split_trainval, trimap_to_mask)
-from petseg.lib.scoring import pet_breeds
+from petseg.data.arrays import load_split
+from petseg.data.breeds import pet_breeds
+from petseg.data.decode import decode_image, trimap_to_mask
+from petseg.data.preprocess import load_pair, official_splits, pair_paths, preprocess
+from petseg.data.splits import read_split_list, split_trainval
 from petseg.tools.make_sample import stratified_stems
 from tests.conftest import TINY_STEMS, TINY_TEST, TINY_TRAINVAL
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import yaml
 
-from petseg.lib import device as dev
-from petseg.lib.config import load_params
+from petseg.core import device as dev
+from petseg.core.config import load_params
 from tests.conftest import REPO
 
 CPU = torch.device("cpu")

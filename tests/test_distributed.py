@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from petseg.lib.checkpoint import load_checkpoint
+from petseg.models.checkpoint import load_checkpoint
 from tests.conftest import REPO, study_trials
 
 # DDP keeps BatchNorm statistics per process (2 photos each instead of 4) and each rank computes

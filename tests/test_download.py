@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from petseg.lib.archives import ARCHIVES, DownloadError, extract, fetch, md5sum
+from petseg.data.archives import ARCHIVES, DownloadError, extract, fetch, md5sum
 from tests.conftest import REPO, TINY_STEMS, TINY_TEST, TINY_TRAINVAL
 
 
@@ -111,7 +111,7 @@ def test_wrong_bytes_end_in_a_clear_error_and_no_extracted_data(server, tiny_arc
     result = petseg_download(tmp_path, full_source_params(tmp_path, server.url, tiny_archives[1]))
     assert result.returncode == 1
     expected_md5 = tiny_archives[1]["images.tar.gz"]["md5"]
-    assert f"images.tar.gz: md5 " in result.stderr and f"expected {expected_md5}" in result.stderr
+    assert "images.tar.gz: md5 " in result.stderr and f"expected {expected_md5}" in result.stderr
     *progress, error = result.stderr.strip().splitlines()  # progress lines share stderr; the error is one line
     assert error.startswith("petseg download: error: ") and all(p.startswith("downloading ") for p in progress)
     assert not (tmp_path / "data/raw").exists()
@@ -246,7 +246,7 @@ def test_a_stem_in_both_trainval_and_test_is_refused_as_leakage(pets, tmp_path):
     result = petseg_download(tmp_path, folder_params(tmp_path, pets))
     assert result.returncode == 1
     line, = result.stderr.strip().splitlines()
-    assert f"1 stems listed in both annotations/trainval.txt and annotations/test.txt" in line
+    assert "1 stems listed in both annotations/trainval.txt and annotations/test.txt" in line
     assert line.endswith(TINY_TRAINVAL[3])
 
 

@@ -12,13 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from petseg.lib.augment import normalize
-from petseg.lib.checkpoint import load_checkpoint, save_checkpoint
-from petseg.lib.onnx_export import PARITY_TOLERANCE
-from petseg.lib.images import decode_image
-from petseg.lib.models import build_model
-from petseg.lib.onnx_model import load_onnx
-from petseg.lib.photos import predict_photos
+from petseg.data.decode import decode_image
+from petseg.inference.onnx_export import PARITY_TOLERANCE
+from petseg.inference.onnx_model import load_onnx
+from petseg.inference.photos import predict_photos
+from petseg.models.build import build_model, normalize
+from petseg.models.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import REPO
 
 ARCHS = {"unet": {"base_channels": 4}, "resnet34_unet": {"decoder_channels": 8}}
@@ -173,8 +172,8 @@ def test_bad_model_files_are_one_line(exported, tmp_path):
 
 
 def test_model_card_from_the_metrics(tmp_path):
-    from petseg.lib.card import MEASURED, model_card
-    from petseg.lib.config import load_params
+    from petseg.core.config import load_params
+    from petseg.inference.card import MEASURED, model_card
     params = load_params(REPO / "params.yaml")
     scores = json.loads((REPO / "metrics" / "evaluate.json").read_text())["unet"]
     trained = json.loads((REPO / "metrics" / "train_unet.json").read_text())

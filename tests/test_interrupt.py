@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,10 +13,10 @@ import pytest
 import torch
 import yaml
 
-from petseg.lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from petseg.lib.data import load_split
-from petseg.lib.models import build_model
-from petseg.lib.loop import fit
+from petseg.data.arrays import load_split
+from petseg.models.build import build_model
+from petseg.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from petseg.training.loop import fit
 from tests.conftest import REPO, study_trials
 
 EPOCHS = 6
@@ -56,11 +55,11 @@ def start(root: Path, *args, pause_in_epoch: int | None = None) -> subprocess.Po
 PAUSED_RUN = """
 import itertools, sys, time
 from pathlib import Path
-import petseg.lib.loop
+import petseg.training.loop
 from petseg.cli import main
 
 pause_in, epochs = int(sys.argv[1]), itertools.count(1)
-real_progress = petseg.lib.loop.progress
+real_progress = petseg.training.loop.progress
 
 def progress(iterable, desc, *args, **kwargs):
     if " epoch " not in desc or next(epochs) != pause_in:  # validation passes have no desc
@@ -74,7 +73,7 @@ def progress(iterable, desc, *args, **kwargs):
             yield batch
     return first_batch_then_wait()
 
-petseg.lib.loop.progress = progress
+petseg.training.loop.progress = progress
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -175,7 +174,7 @@ def test_ctrl_c_exits_promptly_and_leaves_no_finished_looking_output(processed, 
 
 
 def test_a_diverging_loss_stops_training_naming_epoch_and_batch(processed, monkeypatch):
-    from petseg.lib.config import load_params
+    from petseg.core.config import load_params
     params = load_params(REPO / "params.yaml")
     calls = {"n": 0}
     from petseg.lib import losses

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from petseg.lib.losses import DiceBCELoss, soft_dice_loss
-from petseg.lib.metrics import Confusion, confusion_per_image, dice_score, iou_score, pixel_accuracy, summarize
+from petseg.core.metrics import Confusion, confusion_per_image, dice_score, iou_score, pixel_accuracy, summarize
+from petseg.training.losses import DiceBCELoss, soft_dice_loss
 
 
 def masks(*rows):
@@ -64,7 +64,7 @@ def test_loss_is_near_zero_for_confident_correct_logits():
 
 
 def test_bootstrap_interval_of_the_dice():
-    from petseg.lib.scoring import bootstrap_dice
+    from petseg.inference.scoring import bootstrap_dice
     same = torch.tensor([[3, 1, 1, 5]] * 10)  # every image has Dice 6/8
     assert bootstrap_dice(same, 500, 0.95, seed=0) == pytest.approx((0.75, 0.75))
     mixed = torch.tensor([[9, 0, 0, 1], [0, 5, 5, 0], [4, 1, 1, 4], [7, 2, 0, 1]] * 5)
@@ -98,7 +98,7 @@ class _Echo(torch.nn.Module):
 
 
 def test_hflip_tta_averages_a_photo_and_its_mirror():
-    from petseg.lib.scoring import predict_probabilities
+    from petseg.inference.predictor import predict_probabilities
     photos = torch.randint(0, 256, (3, 4, 6, 3), dtype=torch.uint8).numpy()
     plain, _ = predict_probabilities(_Ramp(), photos, batch_size=2)
     ramp = torch.sigmoid(torch.linspace(-3, 3, 6))
@@ -113,7 +113,8 @@ def test_hflip_tta_averages_a_photo_and_its_mirror():
 
 
 def test_dice_per_species_and_breed_from_known_counts(tmp_path):
-    from petseg.lib.scoring import breed_table, dice_by_group, pet_breeds
+    from petseg.data.breeds import pet_breeds
+    from petseg.inference.scoring import breed_table, dice_by_group
     (tmp_path / "list.txt").write_text("#Image CLASS-ID SPECIES BREED ID\nAbyssinian_1 1 1 1\nAbyssinian_2 1 1 1\n"
                                        "Bengal_7 6 1 2\nbeagle_3 11 2 3\n")
     stems = ["Abyssinian_1", "Abyssinian_2", "Bengal_7", "beagle_3", "pug_9"]  # pug_9: not in list.txt

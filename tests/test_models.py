@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from petseg.lib.models import build_model, count_parameters
+from petseg.models.build import build_model, count_parameters
 
 
 def conv(cin, cout, k, bias=False):

@@ -10,8 +10,8 @@ import sys
 
 import yaml
 
-from petseg.lib.checkpoint import save_checkpoint
-from petseg.lib.models import build_model
+from petseg.models.build import build_model
+from petseg.models.checkpoint import save_checkpoint
 from tests.conftest import REPO
 
 

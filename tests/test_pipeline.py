@@ -122,7 +122,7 @@ def test_an_epochs_change_reruns_that_training_and_no_tuning(project):
         assert "tune" not in changed and "train_resnet34_unet" not in changed, changed
         assert "train_unet" in changed
         # the study a tune run would open is the same one: its finished trials count
-        from petseg.lib.config import validate
+        from petseg.core.config import validate
         from petseg.stages.tune import tune_fingerprint
         before = tune_fingerprint(validate(yaml.safe_load(original)), "unet", project / "data" / "processed")
         assert tune_fingerprint(validate(params), "unet", project / "data" / "processed") == before
@@ -200,7 +200,7 @@ def onnx_weights(path: Path) -> list[bytes]:
 
 def without_timings(path: Path) -> object:
     if path.suffix == ".md":  # a model card: what the pipeline measured comes last
-        from petseg.lib.card import MEASURED
+        from petseg.inference.card import MEASURED
         return path.read_text().split(MEASURED)[0]
     if path.suffix == ".csv":  # the last column is seconds
         return [line.rsplit(",", 1)[0] for line in path.read_text().splitlines()]

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from petseg.lib.checkpoint import save_checkpoint
-from petseg.lib.models import build_model
+from petseg.models.build import build_model
+from petseg.models.checkpoint import save_checkpoint
 from petseg.tools.report import END, START, results_table, update_readme
 from tests.conftest import REPO
 
@@ -90,8 +90,9 @@ class AllPet(torch.nn.Module):
 
 
 def test_dice_at_original_resolution_uses_the_unresized_trimaps(tiny_raw):
-    from petseg.lib.data import decode_trimap, trimap_to_mask
-    from petseg.lib.scoring import evaluate_model, load_folder
+    from petseg.data.decode import decode_trimap, trimap_to_mask
+    from petseg.data.folder import load_folder
+    from petseg.inference.scoring import evaluate_model
     split = load_folder(tiny_raw, 64, "test.txt")
     result, _, _ = evaluate_model(AllPet(), split, 0.5, 4, raw_dir=tiny_raw)
     pet = total = 0
@@ -103,7 +104,8 @@ def test_dice_at_original_resolution_uses_the_unresized_trimaps(tiny_raw):
 
 
 def test_dice_per_species_and_breed_of_a_model(tiny_raw):
-    from petseg.lib.scoring import evaluate_model, load_folder
+    from petseg.data.folder import load_folder
+    from petseg.inference.scoring import evaluate_model
     split = load_folder(tiny_raw, 64, "test.txt")
     result, per_image, breeds = evaluate_model(AllPet(), split, 0.5, 4, raw_dir=tiny_raw)
     pet = {"cat": 0, "dog": 0}
@@ -169,7 +171,7 @@ class ShapeRecorder(torch.nn.Module):
 
 
 def test_wide_and_tall_photos_keep_their_aspect(tmp_path):
-    from petseg.lib.photos import predict_photos
+    from petseg.inference.photos import predict_photos
     sizes = {"wide.png": (1200, 300), "tall.png": (300, 1200), "odd.png": (333, 100), "usual.png": (200, 120)}
     for name, size in sizes.items():
         Image.new("RGB", size, (120, 80, 40)).save(tmp_path / name)

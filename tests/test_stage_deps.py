@@ -1,4 +1,5 @@
-"""dvc.yaml against the code: every stage depends on every petseg file it can run, and names its paths in its cmd."""
+"""dvc.yaml against the code: each stage depends on exactly the petseg files it can run (no fewer: a change
+must rerun it; no more: a change elsewhere must not), and names its paths in its cmd."""
 
 from __future__ import annotations
 
@@ -8,16 +9,24 @@ import shlex
 from pathlib import Path
 
 import pytest
-import yaml
 
 from petseg.cli import STAGES
-from petseg.lib.config import Params
-from petseg.lib.models import MODELS
+from petseg.core.config import Params
+from petseg.models.spec import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
-PIPELINE = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 MODULE_NAME = re.compile(r"^petseg(\.\w+)+$")
+
+
+def pipeline() -> dict[str, object]:
+    """The stages as DVC resolves them (foreach expanded: `train@unet`), by name."""
+    from dvc.repo import Repo
+    with Repo(str(REPO)) as repo:
+        return {stage.addressing: stage for stage in repo.index.stages}
+
+
+PIPELINE = pipeline()
 
 
 def module_file(name: str) -> Path | None:
@@ -37,9 +46,9 @@ def imported_modules(path: Path) -> set[str]:
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
-            names |= {f"{node.module}.{alias.name}" for alias in node.names}  # `from petseg.lib import io`
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}  # `from petseg.inference import settings`
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME.match(node.value):
-            names.add(node.value)  # importlib.import_module("petseg.lib.models.unet")
+            names.add(node.value)  # importlib.import_module("petseg.models.unet")
     return {name for name in names if name.split(".")[0] == "petseg"}
 
 
@@ -50,11 +59,14 @@ def runs_code(path: Path) -> bool:
                                                    for n in body))
 
 
-def files_run_by(module: str) -> set[Path]:
-    """Every petseg file that importing `module` can load: its imports, theirs, and their packages."""
+def files_run_by(module: str, skip: frozenset[str] = frozenset()) -> set[Path]:
+    """Every petseg file that importing `module` can load: its imports, theirs, and their packages (not the
+    modules in `skip`)."""
     seen, todo = set(), [module]
     while todo:
         name = todo.pop()
+        if name in skip:
+            continue
         parts = name.split(".")
         for i in range(1, len(parts) + 1):  # the packages above a module run first
             path = module_file(".".join(parts[:i]))
@@ -64,48 +76,90 @@ def files_run_by(module: str) -> set[Path]:
     return {path for path in seen if runs_code(path)}
 
 
-def command_of(stage: dict) -> str:
-    words = shlex.split(stage["cmd"])
-    assert words[0] == "petseg", stage["cmd"]
+def command_of(cmd: str) -> str:
+    words = shlex.split(cmd)
+    assert words[0] == "petseg", cmd
     return next(word for word in words[1:] if not word.startswith("-"))
 
 
-def uncovered(stage: dict) -> list[str]:
-    """The files the stage's command can run that none of its deps (a file or a folder above it) covers."""
-    deps = [REPO / dep for dep in stage["deps"] if "${" not in dep]
-    files = files_run_by("petseg.cli") | files_run_by(f"petseg.stages.{command_of(stage)}")
-    return sorted(str(f.relative_to(REPO)) for f in files if not any(f == d or d in f.parents for d in deps))
+def model_of(cmd: str) -> str | None:
+    """The model a stage's cmd names (`--model unet`), if it names one."""
+    words = shlex.split(cmd)
+    return words[words.index("--model") + 1] if "--model" in words else None
+
+
+def files_run_by_command(command: str, model: str | None = None) -> set[Path]:
+    """What `petseg COMMAND` can run; with a model, the other models' networks are not among it (the model
+    is built by name: `petseg.models.build.CLASSES`)."""
+    from petseg.models.build import CLASSES
+    skip = frozenset(module for name, (module, _) in CLASSES.items() if model is not None and name != model)
+    return files_run_by("petseg.cli", skip) | files_run_by(f"petseg.stages.{command}", skip)
+
+
+def code_deps(deps: list[str]) -> set[Path]:
+    """The code files a stage's deps name: files under src/, and every code file of a folder under src/."""
+    files = set()
+    for dep in map(Path, deps):
+        path = dep if dep.is_absolute() else REPO / dep
+        if SRC in path.parents and path.is_dir():
+            files |= {f for f in path.rglob("*.py") if "__pycache__" not in f.parts and runs_code(f)}
+        elif SRC in path.parents:
+            files.add(path)
+    return files
+
+
+def relative(paths: set[Path]) -> list[str]:
+    return sorted(str(p.relative_to(REPO)) for p in paths)
 
 
 @pytest.mark.parametrize("name", PIPELINE)
-def test_a_stage_depends_on_every_file_it_runs(name):
+def test_a_stage_depends_on_exactly_the_files_it_runs(name):
     stage = PIPELINE[name]
-    assert command_of(stage) in STAGES, f"{name}: runs a tool, not a stage module"
-    assert uncovered(stage) == [], f"{name}: dvc.yaml deps miss code the stage runs"
+    command = command_of(stage.cmd)
+    assert command in STAGES, f"{name}: runs a tool, not a stage module"
+    deps, runs = code_deps([d.def_path for d in stage.deps]), files_run_by_command(command, model_of(stage.cmd))
+    assert relative(runs - deps) == [], f"{name}: dvc.yaml deps miss code the stage runs"
+    assert relative(deps - runs) == [], f"{name}: dvc.yaml deps name code the stage never runs"
 
 
-def test_the_check_finds_a_missing_library():
-    """The check itself: without the library folder the train stage misses the training loop and the models."""
-    stage = dict(PIPELINE["train_unet"])
-    stage["deps"] = [dep for dep in stage["deps"] if dep != "src/petseg/lib"]
-    missing = uncovered(stage)
-    assert "src/petseg/lib/loop.py" in missing and "src/petseg/lib/models/unet.py" in missing
-    assert "src/petseg/stages/evaluate.py" not in missing  # only what train can run
+def test_the_check_finds_a_missing_and_a_needless_dependency():
+    """The check itself: without the loop the train stage misses it; with the model card it depends on too much."""
+    deps = [d.def_path for d in PIPELINE["train@unet"].deps]
+    runs = files_run_by_command("train", "unet")
+    assert SRC / "petseg/models/unet.py" in runs and SRC / "petseg/models/resnet34_unet.py" not in runs
+    loop = SRC / "petseg/training/loop.py"
+    assert loop in runs and loop in code_deps(deps)
+    assert loop not in code_deps([d for d in deps if d != "src/petseg/training/loop.py"])
+    card = SRC / "petseg/inference/card.py"
+    assert card not in runs and card in code_deps(deps + ["src/petseg/inference"])
 
 
 @pytest.mark.parametrize("name", PIPELINE)
 def test_a_stage_names_its_outputs_in_its_cmd(name):
     """As in DVC's examples: the cmd says where each output goes (the file, or the folder it is written to)."""
     stage = PIPELINE[name]
-    words = set(shlex.split(stage["cmd"]))
-    for out in [*stage.get("outs", []), *stage.get("metrics", [])]:
-        path = Path(next(iter(out)) if isinstance(out, dict) else out)
+    words = set(shlex.split(stage.cmd))
+    for out in stage.outs:
+        path = Path(out.def_path)
         assert str(path) in words or str(path.parent) in words, f"{name}: {path} is not in its cmd"
 
 
 def test_the_models_are_listed_once():
-    """petseg.lib.models.MODELS is the list: a train stage and a params section for each, nothing else."""
-    trained = {name.removeprefix("train_") for name in PIPELINE if name.startswith("train_")}
-    assert trained == set(MODELS)
+    """petseg.models.spec.MODELS is the list: a train and a tune stage and a params section for each."""
+    for stage in ("train", "tune"):
+        assert {name.split("@")[1] for name in PIPELINE if name.startswith(f"{stage}@")} == set(MODELS)
     sections = {name for name, field in Params.model_fields.items() if hasattr(field.annotation, "architecture")}
     assert sections == set(MODELS)
+
+
+def test_the_benchmark_scripts_import_what_exists():
+    """benchmarks/ run beside the library: every petseg module and name they import exists."""
+    import importlib
+    scripts = [*(REPO / "benchmarks").glob("*.py")]
+    scripts += [REPO / "benchmarks" / "gpu.sh"]  # its Python heredocs and one-liners
+    for script in scripts:
+        text = script.read_text()
+        for module, names in re.findall(r"from (petseg[\w.]*) import ([\w, ]+)", text):
+            loaded = importlib.import_module(module)
+            for name in (n.strip() for n in names.split(",") if n.strip()):
+                assert hasattr(loaded, name), f"{script.name}: {module} has no {name}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from petseg.lib.figures import choose_photos, prediction_grid
+from petseg.inference.figures import choose_photos, prediction_grid
 
 BREEDS = {"Abyssinian": "cat", "Bengal": "cat", "beagle": "dog", "pug": "dog"}
 

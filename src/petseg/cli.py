@@ -15,13 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-from petseg.lib.errors import ParamError
+from petseg.core.errors import ParamError, PetsegError
 
 STAGES = ["check", "download", "preprocess", "tune", "train", "evaluate", "visualize", "export"]
 TOOLS = ["predict", "report", "ablation", "plots-template", "bench", "profile", "make-sample"]
-# Bad input (params, files, checkpoints, a diverging loss) is shown as one line; PETSEG_DEBUG=1 shows
-# the traceback too. Anything else is a bug and keeps its traceback.
-ERRORS = (ValueError, OSError, FloatingPointError)
+# Bad input (params, files, checkpoints, a diverging loss: petseg's own errors) and the file system's errors
+# are shown as one line; PETSEG_DEBUG=1 shows the traceback too. Anything else is a bug and keeps its traceback.
+ERRORS = (PetsegError, OSError)
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -63,7 +63,7 @@ def read_params(args):
     path = args.params or Path("params.yaml")
     if when == "never" or (when == "if present" and args.params is None and not path.is_file()):
         return None
-    from petseg.lib.config import load_params  # pydantic: not on an install for ONNX models only
+    from petseg.core.config import load_params  # pydantic: not on an install for ONNX models only
     return load_params(path)
 
 

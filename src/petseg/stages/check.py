@@ -12,7 +12,7 @@ PARAMS = "required"
 
 
 def run(args, params) -> str:
-    from petseg.lib.io import atomic_path
+    from petseg.core.io import atomic_path
     with atomic_path(args.out) as tmp:  # the params were validated on loading
         tmp.write_text("params valid\n")
     return f"params valid (marker {args.out})"

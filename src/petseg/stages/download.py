@@ -14,7 +14,7 @@ PARAMS = "required"
 
 
 def run(args, params) -> str:
-    from petseg.lib.archives import copy_folder, ensure_archives, extract
+    from petseg.data.archives import copy_folder, ensure_archives, extract
     data = params.data
     if data.source == "folder":
         folder = Path(data.folder).expanduser()

@@ -1,66 +1,70 @@
 """Stage `evaluate`: score the checkpoints on the test split (or the validation split, or any folder in the
-official layout) and print the metrics JSON: Dice with a bootstrap interval, per breed, at original size."""
+official layout) and print the metrics JSON: pooled, per-image and reference-protocol Dice with a bootstrap
+interval, boundary IoU, per species and breed, at original size, and the photos that could not be scored."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from petseg.lib.models import default_checkpoints
+from petseg.models.spec import default_checkpoints
 
 HELP = ("score checkpoints on the test split, or on any folder in the official layout (--folder), and print "
         "the metrics JSON")
-PARAMS = "if present"  # outside a project: threshold and TTA as each checkpoint records them, no interval
+PARAMS = "if present"  # outside a project: petseg's default threshold, TTA and bootstrap (params.yaml's)
+BREED_FIELDS = ["breed", "species", "dice", "n_images"]
 
 
-def settings(params, meta: dict, path: Path) -> tuple[dict, dict | None]:
-    """Threshold, TTA and batch size, and the bootstrap settings: from params.yaml in a project; outside one,
-    threshold and TTA as the checkpoint records them, and no bootstrap interval."""
-    from petseg.lib.photos import recorded_settings
+def settings(params):
+    """Threshold, TTA, batch size and the bootstrap: params.yaml's evaluate section, or its shipped defaults."""
+    from petseg.inference import settings as inference
     if params is None:
-        return recorded_settings(meta, path), None
-    p = params.evaluate
-    return ({"threshold": p.threshold, "tta_hflip": p.tta_hflip, "batch_size": p.batch_size},
-            {"samples": p.bootstrap_samples, "confidence": p.confidence, "seed": params.seed})
+        print("petseg evaluate: no params.yaml here: threshold, TTA and bootstrap as params.yaml ships them",
+              file=sys.stderr)
+        return inference.DEFAULTS, inference.BOOTSTRAP_DEFAULTS
+    return inference.from_params(params), inference.bootstrap_from_params(params)
 
 
 def run(args, params) -> str:
-    from petseg.lib.checkpoint import load_checkpoint
-    from petseg.lib.data import load_split
-    from petseg.lib.device import announce_device
-    from petseg.lib.io import write_csv, write_json
-    from petseg.lib.scoring import evaluate_model, load_folder
-    results, split = {}, None
+    from petseg.core.device import announce, best_device, recorded_precision
+    from petseg.core.io import write_csv, write_json
+    from petseg.data.arrays import load_split, skipped_of
+    from petseg.data.folder import load_folder
+    from petseg.inference.scoring import evaluate_model
+    from petseg.models.checkpoint import load_checkpoint
     loaded = [(path, *load_checkpoint(path)) for path in args.checkpoint]  # every file checked before any work
-    device, amp = announce_device(params.train.amp if params else "auto", "evaluate")
+    given, bootstrap = settings(params)
+    results, split, device = {}, None, best_device()
     for path, model, meta in loaded:
-        model = model.to(device)
+        precision = recorded_precision(meta, device)
+        announce("evaluate", device, precision)
         if args.folder is not None:
-            split = load_folder(args.folder, meta["image_size"], args.list)
+            split, skipped = load_folder(args.folder, meta["image_size"], args.list)
         elif split is None:
-            split = load_split(args.data, args.split)
-        p, bootstrap = settings(params, meta, path)
+            split, skipped = load_split(args.data, args.split), skipped_of(args.data, args.split)
         results[meta["model"]], per_image, breeds = evaluate_model(
-            model, split, p["threshold"], p["batch_size"], args.folder or args.raw, bootstrap, p["tta_hflip"], amp)
+            model.to(device), split, given, precision, args.folder or args.raw, bootstrap, skipped)
         if args.per_image_dir:
             write_csv(Path(args.per_image_dir) / f"test_dice_{meta['model']}.csv", per_image)
             write_csv(Path(args.per_image_dir) / f"test_breeds_{meta['model']}.csv", breeds,
-                      fieldnames=["breed", "species", "dice", "n_images"])
+                      fieldnames=BREED_FIELDS)
     print(json.dumps(results, indent=2))
     if args.out:
         write_json(args.out, results)
-    return " | ".join(f"{name}: Dice {r['dice']:.4f} on {r['n_images']} images" for name, r in results.items())
+    return " | ".join(f"{name}: Dice {r['dice']:.4f} on {r['n_images']} images ({r['n_skipped']} skipped)"
+                      for name, r in results.items())
 
 
 def add_arguments(p) -> None:
     p.add_argument("--checkpoint", type=Path, nargs="+", default=default_checkpoints(),
                    help="model checkpoints (default: models/MODEL.pt of every model)")
     p.path("--data", "data/processed", "the preprocessed arrays")
-    p.path("--raw", "data/raw", "the unresized trimaps, for the Dice at original resolution")
+    p.path("--raw", "data/raw", "the unresized trimaps and the list files (original-size Dice, breeds, list order)")
     p.add_argument("--split", choices=["test", "valid"], default="test", help="the split of --data to score "
                    "(valid: to compare settings such as evaluate.tta_hflip without looking at test; default: %(default)s)")
     p.add_argument("--folder", type=Path, help="a folder with images/ and annotations/trimaps/")
     p.add_argument("--list", help="with --folder: score only the stems of annotations/LIST (e.g. test.txt)")
     p.add_argument("--out", type=Path, help="also write the JSON here")
-    p.add_argument("--per-image-dir", type=Path, help="also write test_dice_MODEL.csv (each image's Dice) and "
-                   "test_breeds_MODEL.csv (the Dice of each breed) here")
+    p.add_argument("--per-image-dir", type=Path, help="also write test_dice_MODEL.csv (each image's Dice and "
+                   "boundary IoU) and test_breeds_MODEL.csv (the Dice of each breed) here")

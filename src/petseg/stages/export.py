@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from petseg.lib.models import default_checkpoints
-
+from petseg.core.errors import PetsegError
+from petseg.models.spec import default_checkpoints
 
 HELP = ("write each checkpoint as an ONNX model (uint8 RGB NHWC in, logits out, normalisation inside; threshold "
         "and TTA in its metadata), check its logits against PyTorch with onnxruntime, and with --cards write a "
@@ -17,31 +17,36 @@ PARAMS = "if present"  # needed only for the model cards
 
 
 def run(args, params) -> str:
-    from petseg.lib.checkpoint import load_checkpoint
-    from petseg.lib.io import atomic_path
-    from petseg.lib.onnx_export import PARITY_TOLERANCE, check_parity, export_onnx, parity_photos
+    from petseg.core.io import atomic_path
+    from petseg.inference import settings as inference
+    from petseg.inference.onnx_export import PARITY_TOLERANCE, check_parity, export_onnx, parity_photos
+    from petseg.models.checkpoint import load_checkpoint
     outs = args.out or [Path(c).with_suffix(".onnx") for c in args.checkpoint]
     if len(outs) != len(args.checkpoint):
-        raise ValueError(f"--out: {len(outs)} paths for {len(args.checkpoint)} checkpoints; give one .onnx each")
-    if args.cards is not None and params is None:
-        raise ValueError("--cards: a model card needs the project's params.yaml (or --params)")
+        raise PetsegError(f"--out: {len(outs)} paths for {len(args.checkpoint)} checkpoints; give one .onnx each")
+    if args.cards is not None and (params is None or len(args.trained or []) != len(args.checkpoint)):
+        raise PetsegError("--cards: a model card needs the project's params.yaml (or --params) and --trained, "
+                          "one training summary per checkpoint")
     loaded = [(path, *load_checkpoint(path)) for path in args.checkpoint]  # every file checked before any work
+    settings = inference.DEFAULTS if params is None else inference.from_params(params)
     if args.cards is not None:
-        from petseg.lib.card import model_card
+        from petseg.inference.card import model_card
         evaluated, counts = json.loads(Path(args.metrics).read_text()), json.loads(Path(args.counts).read_text())
     photos, source = parity_photos(args.photos)
     done = []
-    for (path, model, meta), out in zip(loaded, outs):
+    for i, ((path, model, meta), out) in enumerate(zip(loaded, outs)):
         print(f"petseg export: {path} -> {out}", file=sys.stderr, flush=True)
-        export_onnx(model, meta, out)
-        parity = check_parity(model, out, photos, meta["image_size"])
+        with atomic_path(out) as tmp:  # a model that fails its check never replaces the one there
+            export_onnx(model, meta | settings.record(), tmp)
+            parity = check_parity(model, tmp, photos, meta["image_size"])
         print(f"petseg export: {out}: largest |logit difference| from PyTorch "
               + ", ".join(f"{diff:.1e} at {shape} px" for shape, diff in parity.items()), file=sys.stderr)
         done.append(f"{out} (max logit difference {max(parity.values()):.1e})")
         if args.cards is not None:
             name = meta["model"]
-            trained = json.loads((Path(args.metrics).parent / f"train_{name}.json").read_text())
-            card = model_card(name, meta, params, counts, trained, evaluated[name], parity, source, PARITY_TOLERANCE)
+            trained = json.loads(Path(args.trained[i]).read_text())
+            card = model_card(name, meta, settings, params, counts, trained, evaluated[name], parity, source,
+                              PARITY_TOLERANCE)
             with atomic_path(Path(args.cards) / f"{name}.md") as tmp:
                 tmp.write_text(card)
             done.append(f"{Path(args.cards) / f'{name}.md'}")
@@ -57,6 +62,7 @@ def add_arguments(p) -> None:
                    "PyTorch, the first 4 (default: %(default)s; seeded noise where it does not exist)")
     p.add_argument("--cards", type=Path, metavar="DIR", help="also write DIR/MODEL.md, the model card, from "
                    "params.yaml and the metrics")
-    p.path("--metrics", "metrics/evaluate.json",
-           "with --cards: the evaluate JSON; train_MODEL.json is read beside it")
+    p.path("--metrics", "metrics/evaluate.json", "with --cards: the evaluate JSON")
+    p.add_argument("--trained", type=Path, nargs="+", help="with --cards: each checkpoint's training summary "
+                   "(metrics/train_MODEL.json), in the same order")
     p.path("--counts", "metrics/preprocess.json", "with --cards: the preprocess counts")

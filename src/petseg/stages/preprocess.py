@@ -7,8 +7,8 @@ PARAMS = "required"
 
 
 def run(args, params) -> str:
-    from petseg.lib.data import preprocess
-    from petseg.lib.io import write_json
+    from petseg.core.io import write_json
+    from petseg.data.preprocess import preprocess
     p = params.preprocess
     counts = preprocess(args.raw, args.out, p.image_size, p.valid_fraction, params.seed, p.on_bad_file, p.min_side,
                         p.max_pixels, p.num_workers)

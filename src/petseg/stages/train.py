@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from petseg.lib.models import MODELS
+from petseg.core.errors import PetsegError
+from petseg.models.spec import MODELS
 
 HELP = "train one model from scratch, keep the best-validation checkpoint"
 PARAMS = "required"
@@ -19,45 +20,45 @@ def resolve_lr(lr: float | None, tuned: Path) -> float:
     """The `lr` param when set, else the tuned rate of this model."""
     if lr is not None:
         return lr
-    if not Path(tuned).is_file():
-        raise ValueError(f"{tuned}: no tuned learning rate; run `petseg tune` or set lr in params.yaml")
+    if tuned is None or not Path(tuned).is_file():
+        raise PetsegError(f"{tuned}: no tuned learning rate; run `petseg tune` or set lr in params.yaml")
     return json.loads(Path(tuned).read_text())["best_lr"]
 
 
 def run(args, params) -> str:
-    from petseg.lib.checkpoint import save_checkpoint
-    from petseg.lib.data import load_split
-    from petseg.lib.device import announce_device
-    from petseg.lib.io import write_csv, write_json
-    from petseg.lib.loop import fit
-    name = args.model
-    checkpoint = args.checkpoint or Path(f"models/{name}.pt")
-    lr, section = resolve_lr(params.lr, args.tuned or Path(f"metrics/tune_{name}.json")), params.model(name)
+    from petseg.core.device import announce, best_device, training_precision
+    from petseg.core.io import write_csv, write_json
+    from petseg.data.arrays import load_split
+    from petseg.models.checkpoint import save_checkpoint
+    from petseg.training.loop import fit
+    from petseg.models.spec import model_path
+    name, section = args.model, params.model(args.model)
+    for flag, kind in (("tuned", "tuned"), ("checkpoint", "checkpoint"), ("metrics", "trained"), ("plot", "history")):
+        setattr(args, flag, getattr(args, flag) or model_path(kind, name))
+    lr = resolve_lr(params.lr, args.tuned)
     train = load_split(args.data, "train")
-    announce_device(params.train.amp, "train")
-    resume = checkpoint.with_suffix(".resume.pt")  # not a DVC output: it must survive a rerun
+    announce("train", best_device(), training_precision(params.train.amp, best_device()))
+    resume = args.checkpoint.with_suffix(".resume.pt")  # not a DVC output: it must survive a rerun
     result = fit(name, section.architecture(), train, load_split(args.data, "valid"), lr=lr, epochs=section.epochs,
                  seed=params.seed, train_params=params.train, augment=params.augment, resume=resume)
     if result.rank != 0:
         return f"{name}: rank {result.rank} done"
     best = result.history[result.best_epoch - 1]
-    # the threshold and TTA go with the weights: predict needs no params.yaml (dvc.yaml tracks both for train)
-    save_checkpoint(checkpoint, result.best_state, name, section.architecture(), train.images.shape[1],
-                    epoch=best["epoch"], valid_dice=best["valid_dice"], lr=lr,
-                    threshold=params.evaluate.threshold, tta_hflip=params.evaluate.tta_hflip)
-    write_csv(args.plot or Path(f"plots/train_{name}.csv"), result.history)
-    write_json(args.metrics or Path(f"metrics/train_{name}.json"),
-               {"lr": lr, "epochs": len(result.history), "best_epoch": best["epoch"],
-                "best_valid_dice": best["valid_dice"],
-                "train_seconds": round(sum(row["seconds"] for row in result.history), 1)})
+    save_checkpoint(args.checkpoint, result.best_state, name, section.architecture(), train.image_size,
+                    precision=result.precision, epoch=best["epoch"], valid_dice=best["valid_dice"], lr=lr)
+    write_csv(args.plot, result.history)
+    write_json(args.metrics, {"lr": lr, "epochs": len(result.history), "best_epoch": best["epoch"],
+                              "best_valid_dice": best["valid_dice"],
+                              "train_seconds": round(sum(row["seconds"] for row in result.history), 1)})
     resume.unlink(missing_ok=True)
-    return f"{name}: best valid Dice {best['valid_dice']:.4f} at epoch {best['epoch']}, saved {checkpoint}"
+    return f"{name}: best valid Dice {best['valid_dice']:.4f} at epoch {best['epoch']}, saved {args.checkpoint}"
 
 
 def add_arguments(p) -> None:
     p.add_argument("--model", choices=list(MODELS), required=True, help="the model to train")
     p.path("--data", "data/processed", "the preprocessed arrays")
-    p.add_argument("--tuned", type=Path, help="tune JSON with best_lr (default: metrics/tune_MODEL.json)")
-    p.add_argument("--checkpoint", type=Path, help="default: models/MODEL.pt")
-    p.add_argument("--metrics", type=Path, help="default: metrics/train_MODEL.json")
-    p.add_argument("--plot", type=Path, help="per-epoch CSV (default: plots/train_MODEL.csv)")
+    p.add_argument("--tuned", type=Path, help="the tune JSON with best_lr, read when the lr param is null "
+                   "(default: metrics/tune_MODEL.json)")
+    p.add_argument("--checkpoint", type=Path, help="where to save the best weights (default: models/MODEL.pt)")
+    p.add_argument("--metrics", type=Path, help="the training summary JSON (default: metrics/train_MODEL.json)")
+    p.add_argument("--plot", type=Path, help="the per-epoch CSV (default: plots/train_MODEL.csv)")

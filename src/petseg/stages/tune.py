@@ -1,14 +1,15 @@
 """Stage `tune`: an Optuna search of each model's learning rate, on the validation split.
 
 The study lives in `tune.storage` (resumable, and shared by several `petseg tune` processes); the best
-trial goes to metrics/tune_MODEL.json and every trial to plots/tune_MODEL.csv.
+trial goes to --metrics (metrics/tune_MODEL.json in dvc.yaml) and every trial to --plot.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from petseg.lib.models import MODELS
+from petseg.core.errors import PetsegError
+from petseg.models.spec import MODELS
 
 HELP = "Optuna search of each model's learning rate (study in tune.storage: resumable, and shared by several " \
        "tune processes)"
@@ -25,33 +26,41 @@ def tune_fingerprint(params, name: str, processed: Path) -> dict:
 
 
 def run(args, params) -> str:
-    from petseg.lib.data import load_split
-    from petseg.lib.device import announce_device
-    from petseg.lib.io import write_csv, write_json
-    from petseg.lib.search import NO_TUNING, TRIALS_FIELDS, best_trial, open_storage, trials_table, tune_model
+    from petseg.core.device import announce, best_device, training_precision
+    from petseg.core.io import write_csv, write_json
+    from petseg.data.arrays import load_split
+    from petseg.models.spec import model_path
+    from petseg.training.search import NO_TUNING, TRIALS_FIELDS, best_trial, open_storage, trials_table, tune_model
     names = args.model or list(MODELS)
+    if len(names) > 1 and (args.metrics or args.plot):
+        raise PetsegError("--metrics and --plot name one model's files: give one --model with them")
+    outputs = {name: (args.metrics or model_path("tuned", name), args.plot or model_path("trials", name))
+               for name in names}
     if params.tune.n_trials == 0:  # a fixed lr trains (config.py requires one); the outputs say no search ran
-        for name in names:
-            write_json(Path(args.metrics_dir) / f"tune_{name}.json", NO_TUNING)
-            write_csv(Path(args.plots_dir) / f"tune_{name}.csv", [], fieldnames=TRIALS_FIELDS)
-        return f"no search (tune.n_trials 0): both models train with lr {params.lr:.2e}"
+        for metrics, plot in outputs.values():
+            write_json(metrics, NO_TUNING)
+            write_csv(plot, [], fieldnames=TRIALS_FIELDS)
+        return f"no search (tune.n_trials 0): {', '.join(names)} train with lr {params.lr:.2e}"
     train, valid = load_split(args.data, "train"), load_split(args.data, "valid")
     storage = open_storage(params.tune.storage)
-    announce_device(params.train.amp, "tune")
+    announce("tune", best_device(), training_precision(params.train.amp, best_device()))
     summary = []
-    for name in names:
+    for name, (metrics, plot) in outputs.items():
         study = tune_model(name, params.model(name).architecture(), train, valid, tune=params.tune,
                            train_params=params.train, augment=params.augment, seed=params.seed, storage=storage,
                            fingerprint=tune_fingerprint(params, name, args.data))
         best = best_trial(study)
-        write_json(Path(args.metrics_dir) / f"tune_{name}.json", best)
-        write_csv(Path(args.plots_dir) / f"tune_{name}.csv", trials_table(study), fieldnames=TRIALS_FIELDS)
+        write_json(metrics, best)
+        write_csv(plot, trials_table(study), fieldnames=TRIALS_FIELDS)
         summary.append(f"{name} best lr {best['best_lr']:.2e} (valid Dice {best['best_valid_dice']:.4f})")
     return "; ".join(summary)
 
 
 def add_arguments(p) -> None:
+    p.add_argument("--model", choices=list(MODELS), action="append", help="tune only this model (repeatable; "
+                   "default: every model)")
     p.path("--data", "data/processed", "the preprocessed arrays")
-    p.add_argument("--model", choices=list(MODELS), action="append", help="tune only this model (repeatable)")
-    p.path("--metrics-dir", "metrics", "folder for tune_MODEL.json, the best trial")
-    p.path("--plots-dir", "plots", "folder for tune_MODEL.csv, one row per trial")
+    p.add_argument("--metrics", type=Path, help="with one --model: the best trial's JSON "
+                   "(default: metrics/tune_MODEL.json)")
+    p.add_argument("--plot", type=Path, help="with one --model: the trials' CSV, one row per trial "
+                   "(default: plots/tune_MODEL.csv)")

@@ -14,9 +14,10 @@ import statistics
 import subprocess
 from pathlib import Path
 
-from petseg.lib.config import flatten
-from petseg.lib.io import csv_rows
-from petseg.lib.models import MODELS
+from petseg.core.config import flatten
+from petseg.core.errors import PetsegError
+from petseg.core.io import csv_rows
+from petseg.models.spec import MODELS
 
 HELP = ("the ablation table (Markdown) from the DVC experiments named abl<step>-<label>-s<seed>, each step "
         "averaged over its seeds")
@@ -28,7 +29,7 @@ def run(args, params) -> str:
     from petseg.tools.report import update_readme
     rows = ablation_rows(read_exp_show())
     if not rows:
-        raise ValueError("no finished experiments named abl<step>-<label>-s<seed> (see docs/ablation.md)")
+        raise PetsegError("no finished experiments named abl<step>-<label>-s<seed> (see docs/ablation.md)")
     table = ablation_table(rows)
     print(table)
     if args.doc:
@@ -149,7 +150,7 @@ def dice_minutes_figure(rows: list[dict], out, reference: str | None = None, see
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from petseg.lib.io import atomic_path
+    from petseg.core.io import atomic_path
     seed = seed if any(r["seed"] == seed for r in rows) else rows[0]["seed"]
     fig, axes = plt.subplots(1, len(MODELS), figsize=(12, 4.5), sharey=True)
     for ax, (model, title) in zip(axes, MODELS.items()):

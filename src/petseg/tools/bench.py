@@ -16,8 +16,8 @@ def run(args, params) -> str:
     if args.from_file:  # the table of a saved run, e.g. one from a GPU machine
         result = json.loads(Path(args.from_file).read_text())
     else:
-        from petseg.lib.data import load_split
-        from petseg.lib.io import write_json
+        from petseg.core.io import write_json
+        from petseg.data.arrays import load_split
         from petseg.tools.measure import run_bench
         full_data = args.full_data if args.full_data and args.full_data.is_dir() else None
         if args.full_data and full_data is None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gzip
-import json
 import io
+import json
 import random
 import tarfile
 from collections import defaultdict
@@ -12,8 +12,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from petseg.lib.archives import md5sum, read_split_list
-from petseg.lib.io import atomic_path
+from petseg.core.io import atomic_path
+from petseg.data.archives import md5sum
+from petseg.data.splits import read_split_list
 
 HELP = "build data/sample archives from a folder in the official layout"
 PARAMS = "never"
@@ -57,7 +58,7 @@ def stratified_stems(src: Path, trainval_per_breed: int, test_per_breed: int, se
 
     The stems in `keep` are taken first, in whatever list they are (or in none).
     """
-    from petseg.lib.scoring import pet_breeds
+    from petseg.data.breeds import pet_breeds
     rng, picked = random.Random(seed), set(keep)
     for name, per_breed in (("trainval.txt", trainval_per_breed), ("test.txt", test_per_breed)):
         stems = read_split_list(src / "annotations" / name)

@@ -14,13 +14,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from petseg.lib.config import Params, Train as TrainParams
-from petseg.lib.augment import normalize, train_transform
-from petseg.lib.data import SegmentationDataset, Split, load_pair, pair_paths
-from petseg.lib.device import autocast, best_device, cpu_description, grad_scaler, precision_name, use_amp
-from petseg.lib.loop import Run, cuda_determinism, make_loader, make_optimizer, train_epoch, train_step, validate
-from petseg.lib.losses import DiceBCELoss
-from petseg.lib.models import MODELS, build_model
+from petseg.core.config import Params
+from petseg.core.config import Train as TrainParams
+from petseg.core.device import (
+    Precision,
+    autocast,
+    best_device,
+    cpu_description,
+    grad_scaler,
+    half_precision,
+    training_precision,
+)
+from petseg.data.arrays import Split
+from petseg.data.decode import load_pair
+from petseg.data.splits import pair_paths
+from petseg.models.build import build_model, normalize
+from petseg.models.spec import MODELS
+from petseg.training.augment import train_transform
+from petseg.training.dataset import SegmentationDataset
+from petseg.training.loop import Run, cuda_determinism, make_loader, make_optimizer, train_epoch, train_step, validate
+from petseg.training.losses import DiceBCELoss
+
+FP32 = Precision("fp32", "torch's default")
 
 
 class DecodingDataset(SegmentationDataset):
@@ -58,11 +73,11 @@ def path_settings(train_params: TrainParams, device: torch.device, petseg: bool)
     """What a path trains with: torch's defaults (fp32, NCHW, Adam's loop over tensors), or petseg's
     train params (channels_last, fused Adam, AMP as train.amp chooses, deterministic or fastest GPU kernels)."""
     if not petseg:
-        return {"channels_last": False, "fused_adam": False, "amp": False, "deterministic": None,
+        return {"channels_last": False, "fused_adam": False, "amp": FP32, "deterministic": None,
                 "persistent_workers": False}
     return {"channels_last": train_params.channels_last, "fused_adam": train_params.fused_adam,
             "persistent_workers": train_params.persistent_workers,
-            "amp": use_amp(train_params.amp, device), "precision": precision_name(train_params.amp, device),
+            "amp": training_precision(train_params.amp, device), "precision": str(training_precision(train_params.amp, device)),
             "deterministic": train_params.deterministic if device.type == "cuda" else None}
 
 
@@ -102,12 +117,12 @@ def step_rate(name: str, arch: dict, size: int, batch_size: int, device: torch.d
 
 @torch.inference_mode()
 def inference_rate(name: str, arch: dict, size: int, batch_size: int, device: torch.device, repeats: int,
-                   amp: bool = False) -> float:
+                   amp: Precision | None = None) -> float:
     model = build_model(name, arch).to(device).eval().to(memory_format=torch.channels_last)
     images = torch.randn(batch_size, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
 
     def run():
-        with autocast(device, amp):
+        with autocast(device, amp or FP32):
             model(images)
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -133,7 +148,7 @@ def tuning_cost(train: Split, valid: Split, params: Params, seeds=(0, 1)) -> lis
     """UNet learning-rate search with and without the median pruner: trial-epochs spent, lr found."""
     import tempfile
 
-    from petseg.lib.search import best_trial, open_storage, tune_model
+    from petseg.training.search import best_trial, open_storage, tune_model
     rows = []
     for pruning in (True, False):
         for seed in seeds:
@@ -158,10 +173,10 @@ def precision_steps(archs: dict, sizes: list[tuple[int, int]], device: torch.dev
     for name, arch in archs.items():
         for size, batch in sizes:
             rates = {}
-            for amp in (False, True):
+            for amp in (FP32, Precision(half_precision(device), "autocast")):
                 for channels_last in (False, True):
                     settings = {"channels_last": channels_last, "fused_adam": True, "amp": amp, "deterministic": None}
-                    key = ("bf16" if amp else "fp32") + ("_channels_last" if channels_last else "_nchw")
+                    key = amp.name + ("_channels_last" if channels_last else "_nchw")
                     rates[key] = step_rate(name, arch, size, batch, device, settings, repeats)
             rows[f"{name}@{size}, batch {batch}"] = rates
     return rows
@@ -172,7 +187,8 @@ def full_data_epoch(folder: Path, params: Params, arch: dict, plain: dict, lean:
     """One UNet epoch over the whole trainval split of `folder` (official layout) at `size` px, each way once."""
     import tempfile
 
-    from petseg.lib.data import load_split, preprocess
+    from petseg.data.arrays import load_split
+    from petseg.data.preprocess import preprocess
     batch, workers = params.train.batch_size, params.train.num_workers
     with tempfile.TemporaryDirectory() as tmp:
         preprocess(folder, Path(tmp), size, params.preprocess.valid_fraction, params.seed,
@@ -199,7 +215,7 @@ def machine() -> dict:
 def run_bench(raw_dir: Path, train: Split, valid: Split, params: Params, repeats: int, tuning: bool = False,
               full_data: Path | None = None) -> dict:
     device = best_device()
-    size, batch, workers = train.images.shape[1], params.train.batch_size, params.train.num_workers
+    size, batch, workers = train.image_size, params.train.batch_size, params.train.num_workers
     archs = {name: params.model(name).architecture() for name in MODELS}
     plain, lean = (path_settings(params.train, device, petseg) for petseg in (False, True))
     transform = train_transform(params.augment, size, 0)
@@ -239,7 +255,7 @@ def settings_text(settings: dict, workers: int) -> str:
     if workers:
         words.append("persistent workers" if settings["persistent_workers"] else "workers re-forked each epoch")
     words += ["fused Adam" if settings["fused_adam"] else "Adam",
-              settings.get("precision") or ("AMP" if settings["amp"] else "fp32")]
+              settings.get("precision") or str(settings["amp"])]
     if settings["deterministic"] is not None:
         words.append("deterministic kernels" if settings["deterministic"] else "cudnn.benchmark")
     return ", ".join(words)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from petseg.lib.io import atomic_path
+from petseg.core.io import atomic_path
 
 HELP = "write the offline HTML template for dvc plots"
 PARAMS = "never"

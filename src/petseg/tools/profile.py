@@ -10,7 +10,7 @@ PARAMS = "required"
 
 
 def run(args, params) -> str:
-    from petseg.lib.config import profile_overrides
+    from petseg.core.config import profile_overrides
     overrides = profile_overrides(params, args.profile)
     print(" ".join(overrides))
     return f"{len(overrides) // 2} params from {args.profile}, checked (use: dvc exp run $(petseg profile ...))"

@@ -6,7 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from petseg.lib.models import MODELS
+from petseg.core.errors import PetsegError
+from petseg.models.spec import MODELS
 
 HELP = "the results table (Markdown) from metrics/evaluate.json"
 PARAMS = "never"
@@ -48,7 +49,7 @@ def update_readme(readme: Path, table: str, section: str = "results") -> None:
     start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     text = Path(readme).read_text()
     if start not in text or end not in text:
-        raise ValueError(f"{readme}: no {start} ... {end} markers to put the table between")
+        raise PetsegError(f"{readme}: no {start} ... {end} markers to put the table between")
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     Path(readme).write_text(pattern.sub(lambda _: f"{start}\n{table}\n{end}", text))
 

@@ -1,11 +1,11 @@
-"""ResNet34-UNet from scratch: a ResNet34 encoder and the seed report's light decoder (its Figure 6)."""
+"""ResNet34-UNet from scratch: a ResNet34 encoder and the reference's light decoder (its Figure 6)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from petseg.lib.models.blocks import ConvBlock, concat, init_weights
+from petseg.models.blocks import ConvBlock, concat, init_weights
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -44,10 +44,8 @@ class ResNet34Encoder(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.layer1 = self._make_layer(64, 3)
-        self.layer2 = self._make_layer(128, 4, stride=2)
-        self.layer3 = self._make_layer(256, 6, stride=2)
-        self.layer4 = self._make_layer(512, 3, stride=2)
+        for i, (planes, blocks) in enumerate(zip(self.widths, self.layers), start=1):  # layer1 .. layer4
+            setattr(self, f"layer{i}", self._make_layer(planes, blocks, stride=1 if i == 1 else 2))
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         downsample = None

@@ -19,10 +19,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from petseg.lib.augment import IMAGENET_MEAN, IMAGENET_STD
-from petseg.lib.io import atomic_path
-from petseg.lib.onnx_model import INPUT_LAYOUT, INPUT_NAME, METADATA_KEY, OUTPUT_NAME, load_onnx
-from petseg.lib.photos import GRID
+from petseg.core.errors import PetsegError
+from petseg.core.io import atomic_path
+from petseg.data.decode import PHOTO_SUFFIXES, decode_image
+from petseg.inference.onnx_model import INPUT_LAYOUT, INPUT_NAME, METADATA_KEY, OUTPUT_NAME, load_onnx
+from petseg.models.spec import IMAGENET_MEAN, IMAGENET_STD, STRIDE
 
 # Largest |logit difference| allowed between onnxruntime and PyTorch, both fp32. Measured on the trained
 # models and on real photos: about 1e-5 (the order of float32 rounding over a few dozen layers); a wrong
@@ -41,7 +42,7 @@ class Packaged(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.permute(0, 3, 1, 2).float()  # the same arithmetic as petseg.lib.augment.normalize
+        x = images.permute(0, 3, 1, 2).float()  # the same arithmetic as petseg.models.build.normalize
         return self.model((x / 255 - self.mean) / self.std)
 
 
@@ -58,7 +59,7 @@ def export_onnx(model: nn.Module, meta: dict, out: Path) -> None:
         logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)  # "no torchvision"
         program = torch.onnx.export(packaged, (example,), dynamo=True, input_names=[INPUT_NAME],
                                     output_names=[OUTPUT_NAME], verbose=False,
-                                    dynamic_shapes={"images": {0: batch, 1: GRID * height, 2: GRID * width}})
+                                    dynamic_shapes={"images": {0: batch, 1: STRIDE * height, 2: STRIDE * width}})
     program.model.metadata_props[METADATA_KEY] = json.dumps(record, sort_keys=True)
     with atomic_path(out) as tmp:
         program.save(tmp)
@@ -80,7 +81,7 @@ def check_parity(model: nn.Module, onnx_path: Path, photos: list[Image.Image], i
         expected = packaged(torch.from_numpy(batch)).numpy()
         found[f"{height}x{width}"] = diff = float(np.abs(session.logits(batch) - expected).max())
         if not diff <= PARITY_TOLERANCE:
-            raise ValueError(f"{onnx_path}: logits differ from PyTorch's by {diff:.2e} at {height}x{width} px "
+            raise PetsegError(f"{onnx_path}: logits differ from PyTorch's by {diff:.2e} at {height}x{width} px "
                              f"(tolerance {PARITY_TOLERANCE:.0e})")
     return found
 
@@ -88,8 +89,6 @@ def check_parity(model: nn.Module, onnx_path: Path, photos: list[Image.Image], i
 def parity_photos(folder: Path | None, count: int = PARITY_PHOTOS) -> tuple[list[Image.Image], str]:
     """The first `count` photos of `folder` (sorted), upright, and where they came from; seeded noise
     images where there is no such folder."""
-    from petseg.lib.images import decode_image
-    from petseg.lib.photos import PHOTO_SUFFIXES
     if folder is not None and Path(folder).is_dir():
         paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)[:count]
         if paths:

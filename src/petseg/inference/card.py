@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from petseg.lib.config import Params
-from petseg.lib.models import MODELS
+from petseg.core.config import Params
+from petseg.inference.settings import MAX_SQUASH, Settings
+from petseg.models.spec import MODELS, STRIDE
 
 SOURCES = {
     "sample": "the sample of Oxford-IIIT Pet shipped in `data/sample` (photos CC BY-SA 4.0)",
@@ -16,6 +17,7 @@ AMP = {
     "on": "`train.amp: on`: bf16 autocast (fp16 on a GPU without bf16)",
     "off": "`train.amp: off`: fp32",
 }
+PRECISION = {"fp32": "trained in fp32", "bf16": "trained with bf16 autocast", "fp16": "trained with fp16 autocast"}
 MEASURED = "## Measured by the pipeline"  # the machine-dependent part, last
 
 
@@ -23,16 +25,17 @@ def _dice(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def model_card(name: str, meta: dict, params: Params, counts: dict, trained: dict, scores: dict,
+def model_card(name: str, meta: dict, settings: Settings, params: Params, counts: dict, trained: dict, scores: dict,
                parity: dict[str, float], parity_source: str, tolerance: float) -> str:
-    """The card of one model: `meta` from its checkpoint, `counts` from metrics/preprocess.json, `trained`
+    """The card of one model: `meta` from its checkpoint, `settings` the threshold and TTA its ONNX model records,
+    `counts` from metrics/preprocess.json, `trained`
     from metrics/train_NAME.json, `scores` its entry of metrics/evaluate.json, `parity` from the export."""
     title, size, p = MODELS.get(name, name), meta["image_size"], params
     arch = ", ".join(f"{k} {v}" for k, v in meta["arch"].items())
     tuned = "set in params.yaml" if p.lr is not None else "found by the tune stage"
     train = p.train
     confidence = round(100 * p.evaluate.confidence)
-    tta = "averaged with that of its mirror image (TTA), " if meta["tta_hflip"] else ""
+    tta = "averaged with that of its mirror image (TTA), " if settings.tta_hflip else ""
     lines = [
         f"# {title}: model card",
         "",
@@ -43,10 +46,10 @@ def model_card(name: str, meta: dict, params: Params, counts: dict, trained: dic
         "## Model",
         "",
         f"- Architecture: {title} ({arch}), {scores['parameters']:,} parameters",
-        f"- Input: an RGB photo at {size} x {size} px: photos up to 2:1 are squashed to that square, as in training; "
-        f"wider or taller ones keep their aspect (shorter side {size} px, padded to a multiple of 32). The ONNX "
+        f"- Input: an RGB photo at {size} x {size} px: photos up to {MAX_SQUASH:g}:1 are squashed to that square, "
+        f"as in training; wider or taller ones keep their aspect (shorter side {size} px, padded to a multiple of {STRIDE}). The ONNX "
         "graph takes uint8 NHWC and normalises itself.",
-        f"- Output: a logit per pixel; pet where its sigmoid, {tta}is over {meta['threshold']}. The mask is "
+        f"- Output: a logit per pixel; pet where its sigmoid, {tta}is over {settings.threshold:g}. The mask is "
         "scaled back to the photo's own size.",
         "",
         "## Data",
@@ -63,7 +66,7 @@ def model_card(name: str, meta: dict, params: Params, counts: dict, trained: dic
         f"{trained['best_valid_dice']:.4f})",
         f"- Learning rate {trained['lr']:.3g} ({tuned}), {train.scheduler} schedule, batch {train.batch_size}, "
         f"loss {train.dice_weight:g} x (1 - soft Dice) + {train.bce_weight:g} x BCE, seed {p.seed}",
-        f"- Precision: {AMP.get(train.amp, train.amp)}",
+        f"- Precision: {PRECISION.get(meta.get('precision', 'fp32'))} ({AMP.get(train.amp, train.amp)})",
         "",
         f"## Test results ({scores['n_images']} photos)",
         "",
@@ -76,7 +79,9 @@ def model_card(name: str, meta: dict, params: Params, counts: dict, trained: dic
                      f"resamples) | {_dice(scores['dice_ci_low'])} to {_dice(scores['dice_ci_high'])} |")
     for key, label in (("dice_original_resolution", "Dice at each photo's original resolution"),
                        ("dice_cat", "Dice, cats"), ("dice_dog", "Dice, dogs"),
-                       ("mean_image_dice", "mean of the per-photo Dice"), ("iou", "IoU"),
+                       ("mean_image_dice", "mean of the per-photo Dice"),
+                       ("reference_dice", "the reference's protocol: mean Dice of batches of 16, in list order"),
+                       ("boundary_iou", "boundary IoU (mean per photo)"), ("iou", "IoU"),
                        ("pixel_accuracy", "pixel accuracy")):
         if key in scores:
             lines.append(f"| {label} | {_dice(scores[key])} |")
@@ -86,7 +91,7 @@ def model_card(name: str, meta: dict, params: Params, counts: dict, trained: dic
         "",
         "- One mask for all pets: several pets come out as one region, and people or other animals in the photo "
         "may be masked as pet; it was trained on photos of a single cat or dog of 37 breeds.",
-        "- Very wide or tall photos (beyond 2:1) are predicted at their own aspect, which training never showed; "
+        f"- Very wide or tall photos (beyond {MAX_SQUASH:g}:1) are predicted at their own aspect, which training never showed; "
         "panoramas and narrow crops score lower.",
         f"- Small: trained at {size} px on {counts['train']} photos; fine detail (whiskers, fur edges) is lost "
         "at that scale.",
@@ -94,7 +99,7 @@ def model_card(name: str, meta: dict, params: Params, counts: dict, trained: dic
         MEASURED,
         "",
         f"- PyTorch inference: {scores['inference_ms_per_image']} ms per photo (evaluate stage, batch "
-        f"{p.evaluate.batch_size}{', TTA included' if meta['tta_hflip'] else ''}, in the training precision)",
+        f"{p.evaluate.batch_size}{', TTA included' if settings.tta_hflip else ''}, in the training precision)",
         f"- ONNX against PyTorch (fp32, onnxruntime, {parity_source}): largest |logit difference| "
         + ", ".join(f"{diff:.1e} at {shape} px" for shape, diff in parity.items())
         + f" (tolerance {tolerance:.0e})",

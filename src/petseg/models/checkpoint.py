@@ -10,8 +10,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from petseg.lib.io import atomic_path
-from petseg.lib.models import build_model
+from petseg.core.errors import PetsegError
+from petseg.core.io import atomic_path
+from petseg.models.build import build_model
+from petseg.models.spec import check_image_size
 
 
 def petseg_version() -> str:
@@ -22,7 +24,7 @@ def petseg_version() -> str:
         return "not installed"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PetsegError):
     """A missing, foreign or unsafe checkpoint; the message is one line."""
 
 
@@ -50,6 +52,7 @@ def load_checkpoint(path: Path, expected_model: str | None = None) -> tuple[nn.M
     if not isinstance(payload, dict) or "state_dict" not in payload or "model" not in payload:
         raise CheckpointError(f"{path}: not a petseg checkpoint (no model name and state_dict)")
     name, arch = payload["model"], payload.get("arch", {})
+    check_image_size(payload.get("image_size"), path)
     if expected_model is not None and name != expected_model:
         raise CheckpointError(f"{path}: is a {name} checkpoint ({arch}), not {expected_model}")
     try:

@@ -15,15 +15,22 @@ from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler, Subset
 
-from petseg.lib.config import Augment as AugmentParams, Train as TrainParams
-from petseg.lib.augment import AugmentationSeeds, normalize, train_transform
-from petseg.lib.data import SegmentationDataset, Split
-from petseg.lib.device import autocast, best_device, grad_scaler, use_amp
-from petseg.lib.io import atomic_path, fingerprint
-from petseg.lib.losses import DiceBCELoss
-from petseg.lib.metrics import confusion_per_image, dice_score, to_confusion
-from petseg.lib.models import build_model
-from petseg.lib.progress import note, progress
+from petseg.core.config import Augment as AugmentParams
+from petseg.core.config import Train as TrainParams
+from petseg.core.device import Precision, autocast, best_device, grad_scaler, training_precision
+from petseg.core.errors import Diverged, PetsegError
+from petseg.core.io import atomic_path, fingerprint
+from petseg.core.metrics import confusion_per_image, dice_score, to_confusion
+from petseg.core.progress import note, progress
+from petseg.data.arrays import Split
+from petseg.models.build import build_model, normalize
+from petseg.training.augment import train_transform
+from petseg.training.dataset import AugmentationSeeds, SegmentationDataset
+from petseg.training.losses import DiceBCELoss
+
+# The epoch rows' Dice (and so the best epoch) is read at 0.5: evaluate.threshold is evaluate's, so that
+# changing it never retrains a model.
+TRAINING_THRESHOLD = 0.5
 
 
 def seed_everything(seed: int) -> None:
@@ -125,14 +132,15 @@ def to_device(batch, device: torch.device, channels_last: bool):
     return images, masks.float()
 
 
-def train_step(model, images, masks, loss_fn, optimizer, scaler, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(model, images, masks, loss_fn, optimizer, scaler,
+               precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward, Dice+BCE, backward and Adam on one batch; the logits and the loss. A loss that is not finite
     stops before the weights change."""
-    with autocast(images.device, amp):
+    with autocast(images.device, precision):
         logits = model(images)
     loss = loss_fn(logits, masks)  # in fp32: the loss casts the logits
     if not torch.isfinite(loss):
-        raise FloatingPointError(f"loss is {loss.item()}")
+        raise Diverged(f"loss is {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -152,11 +160,10 @@ class Run:
     train_loader: DataLoader
     valid_loader: DataLoader
     device: torch.device
-    amp: bool
+    precision: Precision
     channels_last: bool
     rank: int = 0
     world: int = 1
-    threshold: float = 0.5          # for the Dice of the epoch rows
 
 
 def train_epoch(run: Run, epoch: int, desc: str = "") -> tuple[float, torch.Tensor]:
@@ -166,14 +173,14 @@ def train_epoch(run: Run, epoch: int, desc: str = "") -> tuple[float, torch.Tens
     for batch_index, batch in enumerate(progress(run.train_loader, desc, len(run.train_loader), "batch"), 1):
         images, masks = to_device(batch, run.device, run.channels_last)
         try:
-            logits, loss = train_step(run.model, images, masks, run.loss_fn, run.optimizer, run.scaler, run.amp)
-        except FloatingPointError as err:
-            raise FloatingPointError(f"{err} in epoch {epoch}, batch {batch_index}: stopped before saving; "
+            logits, loss = train_step(run.model, images, masks, run.loss_fn, run.optimizer, run.scaler, run.precision)
+        except Diverged as err:
+            raise Diverged(f"{err} in epoch {epoch}, batch {batch_index}: stopped before saving; "
                                      "lower the learning rate") from None
         run.scheduler.step()
         total_loss += loss.item() * len(images)
         n_images += len(images)
-        counts.append(confusion_per_image(torch.sigmoid(logits.detach()) > run.threshold, masks > 0.5).cpu())
+        counts.append(confusion_per_image(torch.sigmoid(logits.detach()) > TRAINING_THRESHOLD, masks > 0.5).cpu())
     return total_loss / n_images, torch.cat(counts)
 
 
@@ -184,15 +191,15 @@ def validate(run: Run, epoch: int) -> tuple[float, torch.Tensor]:
     total_loss, n_images, counts = 0.0, 0, []
     for batch_index, batch in enumerate(progress(run.valid_loader, "validation", len(run.valid_loader), "batch"), 1):
         images, masks = to_device(batch, run.device, run.channels_last)
-        with autocast(run.device, run.amp):
+        with autocast(run.device, run.precision):
             logits = run.net(images)
         loss = run.loss_fn(logits, masks)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} in epoch {epoch}, batch {batch_index} of validation: "
+            raise Diverged(f"loss is {loss.item()} in epoch {epoch}, batch {batch_index} of validation: "
                                      "stopped before saving; lower the learning rate")
         total_loss += loss.item() * len(images)
         n_images += len(images)
-        counts.append(confusion_per_image(torch.sigmoid(logits) > run.threshold, masks > 0.5).cpu())
+        counts.append(confusion_per_image(torch.sigmoid(logits) > TRAINING_THRESHOLD, masks > 0.5).cpu())
     return total_loss / n_images, torch.cat(counts)
 
 
@@ -202,6 +209,7 @@ class Result:
     best_state: dict        # the weights of the best validation Dice
     best_epoch: int
     rank: int = 0           # under torchrun, only rank 0 writes outputs
+    precision: str = "fp32"  # what it computed in (fp32, bf16, fp16): the checkpoint records it
 
 
 def build_run(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs: int, seed: int,
@@ -210,9 +218,9 @@ def build_run(name: str, arch: dict, train: Split, valid: Split, *, lr: float, e
     seed_everything(seed)
     rank, world, device = setup_distributed()
     cuda_determinism(device, train_params.deterministic)
-    image_size, channels_last = train.images.shape[1], train_params.channels_last
+    image_size, channels_last = train.image_size, train_params.channels_last
     if train_params.batch_size % world:
-        raise ValueError(f"train.batch_size: {train_params.batch_size} is not divisible by {world} processes")
+        raise PetsegError(f"train.batch_size: {train_params.batch_size} is not divisible by {world} processes")
     batch_size = train_params.batch_size // world  # train.batch_size is the global batch
     net = build_model(name, arch).to(device)
     if channels_last:
@@ -226,11 +234,12 @@ def build_run(name: str, arch: dict, train: Split, valid: Split, *, lr: float, e
     valid_loader = make_loader(Subset(valid_set, range(rank, len(valid_set), world)) if world > 1 else valid_set,
                                batch_size, False, 0, seed)
     optimizer = make_optimizer(model.parameters(), lr, train_params.fused_adam)
-    amp = use_amp(train_params.amp, device)
+    precision = training_precision(train_params.amp, device)
     scheduler = make_scheduler(optimizer, train_params.scheduler, lr, epochs * len(train_loader),
                                train_params.warmup_fraction)
     return Run(net, model, DiceBCELoss(train_params.dice_weight, train_params.bce_weight), optimizer, scheduler,
-               grad_scaler(device, amp), train_loader, valid_loader, device, amp, channels_last, rank, world)
+               grad_scaler(device, precision), train_loader, valid_loader, device, precision, channels_last, rank,
+               world)
 
 
 def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs: int, seed: int,
@@ -241,7 +250,7 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
                     augment=augment)
     # train.amp auto decides by machine: a state of the other precision is not resumed
     run_id = fingerprint([name, arch, lr, epochs, seed, train_params.model_dump(), augment.model_dump(), train.stems,
-                          valid.stems, run.world, run.amp])
+                          valid.stems, run.world, run.precision.name])
     history, best_state, best_epoch = [], None, 0
     if resume is not None and Path(resume).is_file():
         state = torch.load(resume, map_location=run.device, weights_only=True)
@@ -275,4 +284,4 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
                             "best_state": best_state, "best_epoch": best_epoch}, tmp)
         if on_epoch is not None:
             on_epoch(row)
-    return Result(history, best_state, best_epoch, run.rank)
+    return Result(history, best_state, best_epoch, run.rank, run.precision.name)

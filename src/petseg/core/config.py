@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from petseg.lib.errors import ParamError
+from petseg.core.errors import ParamError
+from petseg.models.spec import STRIDE
 
 Number = int | float  # as written in params.yaml: 15 stays 15, so fingerprints and model cards read as the file does
 Probability = Annotated[Number, Field(ge=0, le=1)]
@@ -47,7 +48,7 @@ class Data(Section):
 
 
 class Preprocess(Section):
-    image_size: int = Field(ge=32, multiple_of=32)
+    image_size: int = Field(ge=STRIDE, multiple_of=STRIDE)
     valid_fraction: Fraction
     on_bad_file: Literal["skip", "fail"]
     min_side: int = Field(ge=1)
@@ -150,7 +151,7 @@ class Params(Section):
     visualize: Visualize
 
     def model(self, name: str) -> UNet | ResNet34UNet:
-        """The section of model `name` (a key of petseg.lib.models.MODELS)."""
+        """The section of model `name` (a key of petseg.models.spec.MODELS)."""
         return getattr(self, name)
 
     def as_dict(self) -> dict:
@@ -197,7 +198,7 @@ def _message(model: type[BaseModel], error: dict) -> str:
         sign, name = BOUNDS[kind]
         return f"{key}: {value!r} must be {sign} {ctx[name]:g}"
     if kind == "multiple_of":
-        return f"{key}: {value!r} must be a multiple of {ctx['multiple_of']} (the models downsample 5 times)"
+        return f"{key}: {value!r} must be a multiple of {ctx['multiple_of']} (the models' stride)"
     if kind in ("literal_error", "bool_type"):
         return f"{key}: {value!r} is not one of {', '.join(map(str, _allowed(annotation)))}"
     if kind == "int_type" and annotation is int:

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from petseg.core.errors import PetsegError
+
 METADATA_KEY = "petseg"  # metadata_props key: JSON of the checkpoint's metadata
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 INPUT_LAYOUT = "uint8 RGB, NHWC (batch, height, width, 3); height and width multiples of 32"
 
 
-class ModelFileError(ValueError):
+class ModelFileError(PetsegError):
     """A missing, foreign or unreadable model file; the message is one line naming the file."""
 
 
@@ -37,7 +39,7 @@ class OnnxModel:
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images, dtype=np.uint8)})[0]
 
     def probabilities(self, images: np.ndarray, batch_size: int, tta_hflip: bool = False) -> np.ndarray:
-        """(N, H, W) sigmoid probabilities, as `petseg.lib.scoring.predict_probabilities` computes them: with
+        """(N, H, W) sigmoid probabilities, as `petseg.inference.scoring.predict_probabilities` computes them: with
         `tta_hflip`, the mean of those of each photo and of its mirror image (mirrored back)."""
         out = []
         for start in range(0, len(images), batch_size):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from petseg.lib.models.blocks import ConvBlock, concat, init_weights
+from petseg.models.blocks import ConvBlock, concat, init_weights
 
 
 class UpBlock(nn.Module):

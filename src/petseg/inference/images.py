@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from petseg.lib.io import atomic_path
+from petseg.core.io import atomic_path
 
 OVERLAY = (255, 40, 40)  # mask colour over the photo
 ALPHA = 0.45
@@ -25,21 +25,6 @@ def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def save_png(image: Image.Image, path: Path) -> None:
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
-
-
-def decode_image(path: Path, upright: bool = False) -> Image.Image:
-    """Open a photo by its content, whatever its extension says (JPEG, PNG, GIF...), as RGB.
-
-    `upright`: turned as its EXIF orientation says, as a viewer shows it (new photos; the dataset's trimaps
-    follow the stored pixels, so training data is read as stored).
-    """
-    with Image.open(path) as opened:
-        opened.seek(0)  # first frame of an animated GIF
-        image = ImageOps.exif_transpose(opened) if upright else opened
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale to 8 bits, don't clip
-            deep = np.asarray(image, dtype=np.float64)
-            return Image.fromarray(np.round(deep * 255 / 65535).clip(0, 255).astype(np.uint8)).convert("RGB")
-        return image.convert("RGB")
 
 
 def upscale_mask(probability: np.ndarray, size: tuple[int, int], threshold: float) -> np.ndarray:

@@ -11,10 +11,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from petseg.lib.images import overlay  # noqa: E402
-from petseg.lib.io import atomic_path  # noqa: E402
-from petseg.lib.metrics import confusion_per_image, dice_score, to_confusion  # noqa: E402
-from petseg.lib.models import MODELS  # noqa: E402
+from petseg.core.io import atomic_path  # noqa: E402
+from petseg.core.metrics import confusion_per_image, dice_score, to_confusion  # noqa: E402
+from petseg.inference.images import overlay  # noqa: E402
+from petseg.models.spec import display_name  # noqa: E402
 
 
 def choose_photos(per_image: dict[str, list[dict]], n_varied: int, n_worst: int, seed: int,
@@ -40,7 +40,7 @@ def choose_photos(per_image: dict[str, list[dict]], n_varied: int, n_worst: int,
     for model, table in per_image.items():
         skip = {stem for stem, _ in rows} | not_worst
         worst = [row for row in sorted(table, key=lambda r: (float(r["dice"]), r["stem"])) if row["stem"] not in skip]
-        rows += [(row["stem"], f"{MODELS.get(model, model)}'s worst #{rank}\n{row['breed']} ({row['species']})")
+        rows += [(row["stem"], f"{display_name(model)}'s worst #{rank}\n{row['breed']} ({row['species']})")
                  for rank, row in enumerate(worst[:n_worst], start=1)]
     return rows
 
@@ -56,7 +56,7 @@ def prediction_grid(images: np.ndarray, truth: np.ndarray, predictions: dict[str
         for model, masks in predictions.items():
             dice = dice_score(to_confusion(confusion_per_image(torch.from_numpy(masks[row])[None],
                                                                torch.from_numpy(mask)[None] > 0)))
-            tiles.append((overlay(image, masks[row]), f"{MODELS.get(model, model)}: Dice {dice:.3f}"))
+            tiles.append((overlay(image, masks[row]), f"{display_name(model)}: Dice {dice:.3f}"))
         for col, (tile, title) in enumerate(tiles):
             ax = axes[row][col]
             ax.imshow(tile, interpolation="bilinear")
@@ -72,9 +72,9 @@ def prediction_grid(images: np.ndarray, truth: np.ndarray, predictions: dict[str
 
 def plot_curves(histories: dict[str, list[dict]], path: Path) -> None:
     """Loss (top, log scale: an early validation loss can be 20 times the rest) and Dice (bottom), train and
-    valid per epoch, one column per model, whole epochs on the axis."""
+    valid per epoch, one column per model on shared y axes (so the models compare at a glance), whole epochs."""
     from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
-    fig, axes = plt.subplots(2, len(histories), figsize=(5 * len(histories), 7), squeeze=False)
+    fig, axes = plt.subplots(2, len(histories), figsize=(5 * len(histories), 7), squeeze=False, sharey="row")
     for col, (name, rows) in enumerate(histories.items()):
         epochs = [int(r["epoch"]) for r in rows]
         for row, (metric, label) in enumerate((("loss", "loss (Dice + BCE, log scale)"), ("dice", "Dice"))):
@@ -86,7 +86,7 @@ def plot_curves(histories: dict[str, list[dict]], path: Path) -> None:
                 ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 3, 5)))
                 ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 0.3, not 3 x 10^-1
                 ax.yaxis.set_minor_formatter(NullFormatter())
-            ax.set(title=f"{name}: {metric}", xlabel="epoch", ylabel=label)
+            ax.set(title=f"{display_name(name)}: {metric}", xlabel="epoch", ylabel=label)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlim(0.5, max(epochs) + 0.5)  # whole epochs on the axis even for a 1-epoch run
             ax.grid(alpha=0.3, which="both")

@@ -15,11 +15,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from petseg.core.errors import PetsegError
+from petseg.data.splits import read_split_list
+
 ARCHIVES = ("images.tar.gz", "annotations.tar.gz")
 CHUNK = 1 << 20
 
 
-class DownloadError(OSError):
+class DownloadError(PetsegError, OSError):
     """A missing, unreachable or corrupt archive; the message is one line for the user."""
 
 
@@ -119,12 +122,6 @@ def check_member(member: tarfile.TarInfo) -> None:
 LAYOUT = ("images", "annotations/trimaps", "annotations/list.txt", "annotations/trainval.txt",
           "annotations/test.txt")
 LISTS = ("list.txt", "trainval.txt", "test.txt")
-
-
-def read_split_list(path: Path) -> list[str]:
-    """Stems of an official list file (`Abyssinian_1 1 1 1` lines; `#` lines are comments)."""
-    lines = Path(path).read_text().splitlines()
-    return [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
 
 
 def check_layout(root: Path, name: str) -> dict[str, int]:

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import contextmanager
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
-from petseg.lib.config import Augment as AugmentParams, Train as TrainParams, Tune as TuneParams
-from petseg.lib.data import Split
-from petseg.lib.io import fingerprint
-from petseg.lib.progress import note
-from petseg.lib.loop import fit
+from petseg.core.config import Augment as AugmentParams
+from petseg.core.config import Train as TrainParams
+from petseg.core.config import Tune as TuneParams
+from petseg.core.errors import Diverged, PetsegError
+from petseg.core.io import fingerprint
+from petseg.core.progress import note
+from petseg.data.arrays import Split
+from petseg.training.loop import fit
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 HEARTBEAT = "petseg_heartbeat"  # trial system attribute: the time its process last said it is alive
@@ -136,14 +139,14 @@ def tune_model(name: str, arch: dict, train: Split, valid: Split, *, tune: TuneP
         fail_stale_trials(study, heartbeat_seconds)  # trials of killed processes
         diverged = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.params]
         if len(diverged) >= n_trials:
-            raise ValueError(f"{name}: {len(diverged)} trials diverged; lower tune.lr_max ({tune.lr_max})")
+            raise PetsegError(f"{name}: {len(diverged)} trials diverged; lower tune.lr_max ({tune.lr_max})")
         done = len(finished(study))
         if done >= n_trials:
             return study
         if done + len(study.get_trials(deepcopy=False, states=ALIVE)) >= n_trials:
             time.sleep(heartbeat_seconds)  # the remaining slots are being run by another worker
             continue
-        study.optimize(objective, n_trials=1, catch=(FloatingPointError, SlotTaken), callbacks=[announce])
+        study.optimize(objective, n_trials=1, catch=(Diverged, SlotTaken), callbacks=[announce])
 
 
 def trials_table(study: optuna.Study) -> list[dict]:
@@ -166,7 +169,7 @@ def best_trial(study: optuna.Study) -> dict:
     rows = trials_table(study)
     complete = [row for row in rows if not row["pruned"]]
     if not complete:
-        raise ValueError(f"study {study.study_name}: no trial completed; widen tune.lr_min..lr_max")
+        raise PetsegError(f"study {study.study_name}: no trial completed; widen tune.lr_min..lr_max")
     best = max(complete, key=lambda row: row["valid_dice"])
     return {"best_lr": best["lr"], "best_valid_dice": best["valid_dice"], "best_trial": best["trial"],
             "n_trials": len(rows), "n_pruned": len(rows) - len(complete),

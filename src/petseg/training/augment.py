@@ -1,4 +1,4 @@
-"""Augmentation (albumentations 2.0.8, seeded per sample) and input normalisation."""
+"""Augmentation: albumentations 2.0.8, the transforms of the reference, each seeded on its own."""
 
 from __future__ import annotations
 
@@ -9,20 +9,16 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones 
 import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from petseg.lib.config import Augment  # noqa: E402
+from petseg.core.config import Augment  # noqa: E402
 
 # OpenCV's own thread pool does not survive fork(): a DataLoader worker forked while it is busy can
 # hang forever. Parallelism comes from the DataLoader workers instead.
 cv2.setNumThreads(0)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def train_transform(params: Augment, image_size: int, seed: int) -> A.Compose:
-    """The seed report's training augmentations, ported from albumentations 1.x to 2.0.8."""
+    """The reference's training augmentations, ported from albumentations 1.x to 2.0.8."""
     jitter = params.color_jitter
     transform = A.Compose([
         A.RandomResizedCrop(size=(image_size, image_size), scale=tuple(params.crop_scale)),
@@ -55,36 +51,3 @@ def reseed(transform: A.Compose, seed: int) -> None:
     transform.set_random_seed(int(children[0].generate_state(1)[0]))
     for t, child in zip(transform.transforms, children[1:]):
         t.set_random_seed(int(child.generate_state(1)[0]))
-
-
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 3, H, W) photos to the ImageNet-normalised float batch the models take.
-
-    Done on the batch, on the training device, rather than per sample: the loader moves uint8.
-    """
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255 - mean) / std
-
-
-def sample_seed(epoch_seed: int, index: int) -> int:
-    """The seed of one sample's augmentation in one epoch."""
-    return int(np.random.SeedSequence([epoch_seed, index]).generate_state(1)[0])
-
-
-class AugmentationSeeds(torch.utils.data.Sampler):
-    """Wraps a sampler to yield `(index, seed)` pairs, the seed a function of (epoch seed, index) alone.
-
-    albumentations keeps its random state in the transform, and each DataLoader worker holds its own
-    copy, so without this the draws would depend on the number of workers (and all workers would start
-    from the same state). Seeding each sample makes them the same with 0, 2 or 8 workers, persistent or not.
-    """
-
-    def __init__(self, sampler):
-        self.sampler, self.epoch_seed = sampler, 0
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-    def __iter__(self):
-        return ((index, sample_seed(self.epoch_seed, index)) for index in self.sampler)

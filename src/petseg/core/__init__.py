@@ -1,0 +1,1 @@
+"""Core: params (the one loader), errors, files, progress, the device and precision, the metrics."""

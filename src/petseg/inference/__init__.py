@@ -1,0 +1,1 @@
+"""Inference: settings (threshold, TTA, squash), predictions, scoring, pictures, photos, ONNX, model cards."""

@@ -1,1 +1,0 @@
-"""The library: data, models, losses, metrics, the training loop, inference and files. Stages call it."""

@@ -1,0 +1,1 @@
+"""The models: their names and input facts (spec), the networks, building one by name, checkpoints."""

@@ -2,7 +2,7 @@
 # make test: the test suite (what CI runs). make browser: Debian's Chromium, for the browser test.
 # make queue JOBS=N: run the queued experiments N at a time, each with its share of the cores.
 # make compare: the experiments side by side in 200 columns (both test Dice values and the params that differ).
-# make full-cpu: all of ../shared/data/oxford-pets-160 on a 2-core CPU in about an hour (profiles/full-cpu.yaml).
+# make full-cpu DATA=/path/to/oxford-pets: the whole dataset on a 2-core CPU in about an hour with bf16 (profiles/full-cpu.yaml).
 # make full: the full-scale profile (profiles/full.yaml: official archives, 256 px, seed widths) as a DVC experiment.
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -33,7 +33,8 @@ full: setup
 	args=$$(petseg profile profiles/full.yaml) && dvc exp run -n full-scale $$args
 
 full-cpu: setup
-	args=$$(petseg profile profiles/full-cpu.yaml) && dvc exp run -n full-cpu $$args
+	@test -n "$(DATA)" || { echo "make full-cpu DATA=/path/to/oxford-pets: your copy of the dataset in the official layout" >&2; exit 2; }
+	args=$$(petseg profile profiles/full-cpu.yaml) && dvc exp run -n full-cpu $$args -S data.folder=$(abspath $(DATA))
 
 JOBS ?= 1
 queue: setup

@@ -14,38 +14,52 @@ CPU = torch.device("cpu")
 
 
 @pytest.mark.parametrize("capabilities, expected", [
-    ({"amx_bf16": True, "avx512_bf16": True, "avx2": True}, (True, "auto: this CPU has AMX-BF16")),
-    ({"amx_bf16": False, "avx512_bf16": True, "avx2": True}, (True, "auto: this CPU has AVX512-BF16")),
-    ({"amx_bf16": False, "avx512_bf16": False, "avx2": True}, (False, "auto: no native bf16 on this CPU")),
-    ({}, (False, "auto: no native bf16 on this CPU")),
+    ({"amx_bf16": True, "avx512_bf16": True, "avx2": True}, ("bf16", "auto: this CPU has AMX-BF16")),
+    ({"amx_bf16": False, "avx512_bf16": True, "avx2": True}, ("bf16", "auto: this CPU has AVX512-BF16")),
+    ({"amx_bf16": False, "avx512_bf16": False, "avx2": True}, ("fp32", "auto: no native bf16 on this CPU")),
+    ({}, ("fp32", "auto: no native bf16 on this CPU")),
 ])
 def test_auto_uses_bf16_only_on_a_cpu_with_native_bf16(monkeypatch, capabilities, expected):
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
-    assert dev.amp_choice("auto", CPU) == expected
-    assert dev.amp_choice("on", CPU) == (True, "train.amp: on")
-    assert dev.amp_choice("off", CPU) == (False, "train.amp: off")
+    assert dev.training_precision("auto", CPU) == dev.Precision(*expected)
+    assert dev.training_precision("on", CPU) == dev.Precision("bf16", "train.amp: on")
+    assert dev.training_precision("off", CPU) == dev.Precision("fp32", "train.amp: off")
 
 
-def test_the_log_names_the_precision_the_reason_and_the_threads(monkeypatch):
+def test_inference_uses_the_precision_the_checkpoint_records(monkeypatch):
+    """Not the machine's: an fp32 model is scored in fp32 on an AMX CPU, a bf16 one in bf16 on any CPU."""
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True})
+    assert dev.recorded_precision({"precision": "fp32"}, CPU).name == "fp32"
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {})
+    assert dev.recorded_precision({"precision": "bf16"}, CPU).name == "bf16"
+    assert dev.recorded_precision({"precision": "fp16"}, CPU).name == "bf16"  # a GPU's fp16 model on a CPU
+    assert dev.recorded_precision({}, CPU).name == "fp32"  # a checkpoint that records none
+
+
+def test_the_log_names_the_precision_the_reason_and_the_threads(monkeypatch, capsys):
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True})
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert dev.precision_note("auto", CPU) == "bf16 autocast (auto: this CPU has AMX-BF16), 2 threads"
+        dev.announce("train", CPU, dev.training_precision("auto", CPU))
         torch.set_num_threads(1)  # what a queued run gets from `make queue JOBS=2` on 2 cores
-        assert dev.precision_note("off", CPU) == "fp32 (train.amp: off), 1 thread"
+        dev.announce("train", CPU, dev.training_precision("off", CPU))
     finally:
         torch.set_num_threads(threads)
+    assert capsys.readouterr().err.splitlines() == [
+        "petseg train: bf16 autocast (auto: this CPU has AMX-BF16), 2 threads",
+        "petseg train: fp32 (train.amp: off), 1 thread"]
 
 
 def test_autocast_on_the_cpu_computes_in_bf16_and_off_in_fp32():
     conv = torch.nn.Conv2d(3, 4, 3)
     x = torch.randn(1, 3, 8, 8)
-    with dev.autocast(CPU, True):
+    bf16, fp32 = dev.Precision("bf16", "test"), dev.Precision("fp32", "test")
+    with dev.autocast(CPU, bf16):
         assert conv(x).dtype == torch.bfloat16
-    with dev.autocast(CPU, False):
+    with dev.autocast(CPU, fp32):
         assert conv(x).dtype == torch.float32
-    assert not dev.grad_scaler(CPU, True).is_enabled()  # bf16 needs no loss scaling
+    assert not dev.grad_scaler(CPU, bf16).is_enabled()  # bf16 needs no loss scaling
 
 
 def test_cpu_description_names_the_features_that_matter(monkeypatch, tmp_path):

@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from petseg.data.decode import decode_image
 from petseg.inference.onnx_export import PARITY_TOLERANCE
 from petseg.inference.onnx_model import load_onnx
 from petseg.inference.photos import predict_photos
+from petseg.inference.settings import Settings
 from petseg.models.build import build_model, normalize
 from petseg.models.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import REPO
@@ -61,16 +63,18 @@ def exported(tiny_raw, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     photos = np.stack([np.asarray(decode_image(tiny_raw / "images" / p).resize((64, 64))) for p in PHOTOS])
     paths = {}
     for name in ARCHS:
-        threshold, tta = SETTINGS[name]
-        save_checkpoint(out / f"{name}.pt", calibrated(name, photos).state_dict(), name, ARCHS[name], 64,
-                        threshold=threshold, tta_hflip=tta)
+        threshold, tta = SETTINGS[name]  # the project's evaluate settings, which export writes into the ONNX model
+        params = yaml.safe_load((REPO / "params.yaml").read_text())
+        params["evaluate"].update(threshold=threshold, tta_hflip=tta)
+        (out / f"{name}.yaml").write_text(yaml.safe_dump(params))
+        save_checkpoint(out / f"{name}.pt", calibrated(name, photos).state_dict(), name, ARCHS[name], 64)
         paths[name] = (out / f"{name}.pt", out / "onnx" / f"{name}.onnx")
-    result = subprocess.run([sys.executable, "-m", "petseg", "export", "--checkpoint", *(str(p[0]) for p in paths.values()),
-                             "--out", *(str(p[1]) for p in paths.values()), "--photos", str(tiny_raw / "images")],
-                            cwd=out, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == ""  # the product is the files; the summary is on stderr
-    assert "largest |logit difference| from PyTorch" in result.stderr
+        result = subprocess.run([sys.executable, "-m", "petseg", "--params", str(out / f"{name}.yaml"), "export",
+                                 "--checkpoint", str(paths[name][0]), "--out", str(paths[name][1]),
+                                 "--photos", str(tiny_raw / "images")], cwd=out, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == ""  # the product is the files; the summary is on stderr
+        assert "largest |logit difference| from PyTorch" in result.stderr
     return paths
 
 
@@ -122,7 +126,8 @@ def test_predict_with_onnx_gives_the_checkpoints_masks_without_torch(name, expor
     model, meta = load_checkpoint(exported[name][0])
     # the checkpoint in fp32, as the ONNX model computes (on a CPU with native bf16, `petseg predict` with a
     # checkpoint autocasts to bf16, and edge pixels differ: docs/models.md)
-    predict_photos(model, meta["image_size"], photos, tmp_path / "pt", 3, meta["threshold"], meta["tta_hflip"])
+    threshold, tta = SETTINGS[name]
+    predict_photos(model, meta["image_size"], photos, tmp_path / "pt", Settings(threshold, tta, 3))
     written = sorted(p.name for p in (tmp_path / "onnx").iterdir())
     assert written == sorted(p.name for p in (tmp_path / "pt").iterdir()) and len(written) == 2 * len(photos)
     pet_share = []
@@ -174,18 +179,21 @@ def test_bad_model_files_are_one_line(exported, tmp_path):
 def test_model_card_from_the_metrics(tmp_path):
     from petseg.core.config import load_params
     from petseg.inference.card import MEASURED, model_card
+    from petseg.inference.settings import from_params
     params = load_params(REPO / "params.yaml")
     scores = json.loads((REPO / "metrics" / "evaluate.json").read_text())["unet"]
     trained = json.loads((REPO / "metrics" / "train_unet.json").read_text())
     counts = json.loads((REPO / "metrics" / "preprocess.json").read_text())
-    meta = {"model": "unet", "arch": {"base_channels": 16}, "image_size": 96, "threshold": 0.5, "tta_hflip": True}
-    card = model_card("unet", meta, params, counts, trained, scores, {"96x96": 1.7e-5}, "4 photos of x", 1e-3)
+    meta = {"model": "unet", "arch": {"base_channels": 16}, "image_size": 96, "precision": "bf16"}
+    card = model_card("unet", meta, from_params(params), params, counts, trained, scores, {"96x96": 1.7e-5},
+                      "4 photos of x", 1e-3)
     assert card.startswith("# UNet: model card\n")
     assert f"{counts['train']} train, {counts['valid']} validation" in card
     assert f"| Dice (pixels of all test photos pooled) | {scores['dice']:.4f} |" in card
     assert f"| 95% interval (bootstrap over photos, 2000 resamples) | {scores['dice_ci_low']:.4f} to " in card
     assert f"| Dice, cats | {scores['dice_cat']:.4f} |" in card and f"| Dice, dogs | {scores['dice_dog']:.4f} |" in card
     assert f"{trained['epochs']} epochs" in card and f"batch {params.train.batch_size}" in card
-    assert "several pets" in card and "beyond 2:1" in card
+    assert "several pets" in card and "beyond 2:1" in card and "trained with bf16 autocast" in card
+    assert "pet where its sigmoid, averaged with that of its mirror image (TTA), is over 0.5" in card
     assert card.index(MEASURED) > card.index("## Known limits")  # the machine-dependent part is last
     assert f"{scores['inference_ms_per_image']} ms per photo" in card and "1.7e-05 at 96x96 px" in card

@@ -177,7 +177,7 @@ def test_a_diverging_loss_stops_training_naming_epoch_and_batch(processed, monke
     from petseg.core.config import load_params
     params = load_params(REPO / "params.yaml")
     calls = {"n": 0}
-    from petseg.lib import losses
+    from petseg.training import losses
 
     original = losses.DiceBCELoss.forward
 

@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from petseg.core.metrics import Confusion, confusion_per_image, dice_score, iou_score, pixel_accuracy, summarize
+from petseg.core.metrics import (
+    Confusion,
+    confusion_per_image,
+    dice_score,
+    iou_score,
+    pixel_accuracy,
+    summarize,
+)
 from petseg.training.losses import DiceBCELoss, soft_dice_loss
 
 
@@ -130,3 +137,38 @@ def test_dice_per_species_and_breed_from_known_counts(tmp_path):
         {"breed": "Bengal", "species": "cat", "dice": pytest.approx(10 / 20), "n_images": 1},
         {"breed": "beagle", "species": "dog", "dice": 1.0, "n_images": 1},
         {"breed": "pug", "species": "dog", "dice": pytest.approx(2 / 5), "n_images": 1}]
+
+
+def test_boundary_iou_by_hand():
+    """A 6x6 square in a 10x10 image, width 1: its inner boundary is the 20 pixels of its outline."""
+    from petseg.core.metrics import boundary_iou, inner_boundary
+    truth = torch.zeros(1, 10, 10, dtype=torch.bool)
+    truth[0, 2:8, 2:8] = True
+    edge = inner_boundary(truth, 1)
+    assert int(edge.sum()) == 36 - 16 and not edge[0, 3:7, 3:7].any()
+    assert boundary_iou(truth, truth, 1).tolist() == [1.0]
+    shifted = torch.zeros_like(truth)
+    shifted[0, 2:8, 3:9] = True  # one column to the right: outlines share the top and bottom rows' 5 pixels each
+    assert boundary_iou(shifted, truth, 1).item() == pytest.approx(10 / 30)
+    empty = torch.zeros_like(truth)
+    assert boundary_iou(empty, empty, 1).tolist() == [1.0] and boundary_iou(empty, truth, 1).tolist() == [0.0]
+
+
+def test_the_image_edge_is_background_for_the_boundary():
+    """A mask that fills the image has its outline along the image's edge, as in Cheng et al.'s code."""
+    from petseg.core.metrics import inner_boundary
+    full = torch.ones(1, 5, 5, dtype=torch.bool)
+    assert int(inner_boundary(full, 1).sum()) == 25 - 9
+
+
+def test_mean_batch_dice_averages_each_batchs_pooled_dice():
+    from petseg.core.metrics import mean_batch_dice
+    counts = torch.tensor([[1, 0, 0, 3], [0, 1, 1, 2], [2, 2, 0, 0]])  # tp, fp, fn, tn per image
+    # batches of 2: (tp 1, fp 1, fn 1) -> 2/4; (tp 2, fp 2) -> 4/6
+    assert mean_batch_dice(counts, 2) == pytest.approx((2 / 4 + 4 / 6) / 2)
+    assert mean_batch_dice(counts, 3) == pytest.approx(2 * 3 / (2 * 3 + 3 + 1))
+
+
+def test_boundary_width_is_two_percent_of_the_diagonal():
+    from petseg.core.metrics import boundary_width
+    assert boundary_width(96, 96) == 3 and boundary_width(256, 256) == 7 and boundary_width(10, 10) == 1

@@ -29,12 +29,14 @@ def summary(result, command: str) -> str:
 def test_evaluate_prints_only_json_and_runs_outside_a_project(tiny_raw, tmp_path):
     checkpoint = tmp_path / "unet.pt"
     save_checkpoint(checkpoint, build_model("unet", {"base_channels": 4}).state_dict(), "unet",
-                    {"base_channels": 4}, 64, threshold=0.5, tta_hflip=True)
+                    {"base_channels": 4}, 64)
     result = petseg("evaluate", "--checkpoint", checkpoint, "--folder", tiny_raw, "--list", "test.txt", cwd=tmp_path)
     assert "Dice" in summary(result, "evaluate")
     scores = json.loads(result.stdout)  # what `| python -m json.tool` needs
     assert scores["unet"]["n_images"] == 6 and 0 <= scores["unet"]["dice"] <= 1
-    assert "dice_ci_low" not in scores["unet"]  # no params.yaml here: no bootstrap settings
+    # no params.yaml here: the same fields as in a project, with the defaults params.yaml ships with
+    assert scores["unet"]["dice_ci_low"] <= scores["unet"]["dice"] <= scores["unet"]["dice_ci_high"]
+    assert "as params.yaml ships them" in result.stderr
 
 
 def markdown_table(text: str) -> list[dict]:

@@ -74,8 +74,8 @@ def project(tmp_path_factory, tiny_archives) -> Path:
 
 def test_repro_trains_both_models_and_writes_metrics(project):
     output = run(["dvc", "repro"], project)
-    assert stages_run(output) == {"check", "download", "preprocess", "tune", "train_unet", "train_resnet34_unet",
-                                  "evaluate", "visualize", "export"}
+    assert stages_run(output) == {"check", "download", "preprocess", "tune@unet", "tune@resnet34_unet", "train@unet",
+                                  "train@resnet34_unet", "evaluate", "visualize", "export"}
     metrics = json.loads((project / "metrics" / "evaluate.json").read_text())
     assert set(metrics) == {"unet", "resnet34_unet"}
     for result in metrics.values():
@@ -85,6 +85,8 @@ def test_repro_trains_both_models_and_writes_metrics(project):
         assert result["dice_ci_low"] <= result["dice"] <= result["dice_ci_high"]
         assert 0 <= result["dice_original_resolution"] <= 1
         assert 0 <= result["dice_cat"] <= 1 and 0 <= result["dice_dog"] <= 1
+        assert 0 <= result["reference_dice"] <= 1 and 0 <= result["boundary_iou"] <= 1
+        assert result["n_skipped"] == 0 and result["skipped"] == []
     for name in ("unet", "resnet34_unet"):
         with open(project / "plots" / f"test_breeds_{name}.csv", newline="") as f:
             breeds = list(csv.DictReader(f))
@@ -119,13 +121,55 @@ def test_an_epochs_change_reruns_that_training_and_no_tuning(project):
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         changed = set(json.loads(run(["dvc", "status", "--json"], project)))
-        assert "tune" not in changed and "train_resnet34_unet" not in changed, changed
-        assert "train_unet" in changed
+        assert changed == {"check", "train@unet"}, changed  # no tuning, not the other model
         # the study a tune run would open is the same one: its finished trials count
         from petseg.core.config import validate
         from petseg.stages.tune import tune_fingerprint
         before = tune_fingerprint(validate(yaml.safe_load(original)), "unet", project / "data" / "processed")
         assert tune_fingerprint(validate(params), "unet", project / "data" / "processed") == before
+    finally:
+        (project / "params.yaml").write_text(original)
+
+
+def changed_stages(project: Path) -> set[str]:
+    """The stages `dvc status` finds changed deps in: what `dvc repro` would rerun first."""
+    status = json.loads(run(["dvc", "status", "--json"], project))
+    return {stage for stage, changes in status.items()
+            if any(isinstance(c, dict) and "changed deps" in c for c in changes)}
+
+
+TRAINING = {"tune@unet", "tune@resnet34_unet", "train@unet", "train@resnet34_unet"}
+INFERENCE = {"evaluate", "visualize", "export"}
+
+
+@pytest.mark.parametrize("edited, reruns", [
+    ("src/petseg/inference/card.py", {"export"}),
+    ("src/petseg/inference/figures.py", {"visualize"}),
+    ("src/petseg/inference/photos.py", set()),  # predict's code: no stage runs it
+    ("src/petseg/tools/report.py", set()),
+    ("src/petseg/training/loop.py", TRAINING),
+    ("src/petseg/models/resnet34_unet.py", {"tune@resnet34_unet", "train@resnet34_unet"} | INFERENCE),
+    ("src/petseg/inference/settings.py", {"evaluate", "visualize", "export"}),
+])
+def test_a_code_edit_reruns_the_stages_that_run_that_code(project, edited, reruns):
+    path = project / edited
+    original = path.read_text()
+    assert changed_stages(project) == set()
+    path.write_text(original + "\n# an edit\n")
+    try:
+        assert changed_stages(project) == reruns
+    finally:
+        path.write_text(original)
+
+
+@pytest.mark.parametrize("key, value", [("threshold", 0.4), ("tta_hflip", False)])
+def test_an_evaluate_setting_reruns_evaluate_visualize_and_export_and_no_training(project, key, value):
+    original = (project / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["evaluate"][key] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        assert changed_stages(project) == {"check"} | INFERENCE  # check: a valid change, the same marker
     finally:
         (project / "params.yaml").write_text(original)
 
@@ -257,8 +301,8 @@ def test_changing_one_model_reruns_only_that_model(project):
     params["unet"]["base_channels"] = 6
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ran = stages_run(run(["dvc", "repro"], project))
-    assert {"train_unet", "evaluate", "visualize"} <= ran
-    assert "train_resnet34_unet" not in ran
+    assert {"train@unet", "evaluate", "visualize"} <= ran
+    assert "train@resnet34_unet" not in ran
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project))
     assert "metrics/evaluate.json" in diff
     run(["git", "checkout", "--", "params.yaml"], project)

@@ -11,6 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
+from petseg.core.device import Precision
+from petseg.inference.settings import Settings
 from petseg.models.build import build_model
 from petseg.models.checkpoint import save_checkpoint
 from petseg.tools.report import END, START, results_table, update_readme
@@ -56,18 +58,21 @@ def test_predict_on_a_missing_path_is_one_line(checkpoint, tmp_path):
 
 def test_predict_help_shows_an_example():
     result = subprocess.run([sys.executable, "-m", "petseg", "predict", "--help"], capture_output=True, text=True)
-    assert "petseg predict my_cat.jpg photos/ --model models/unet.pt --out predictions/" in " ".join(result.stdout.split())
+    assert "petseg predict my_cat.jpg photos/ --model models/unet.onnx --out predictions/" in " ".join(result.stdout.split())
 
 
 def test_results_table_comes_from_the_metrics(tmp_path):
     metrics = {"unet": {"dice": 0.8312, "mean_image_dice": 0.8, "iou": 0.71, "pixel_accuracy": 0.85, "n_images": 149,
                         "parameters": 1942577, "inference_ms_per_image": 6.71}}
     table = results_table({"": metrics})
-    assert table.splitlines()[2] == "| UNet | 0.8312 |  |  |  |  | 0.8000 | 0.7100 | 0.8500 | 149 | 1,942,577 | 6.7 |"
+    # an older JSON without the later keys: blank cells, not an error
+    assert table.splitlines()[2] == "| UNet | 0.8312 |  | 0.8000 |  |  |  |  |  | 0.7100 | 149 |  | 1,942,577 | 6.7 |"
     metrics["unet"] |= {"dice_ci_low": 0.81, "dice_ci_high": 0.85, "dice_original_resolution": 0.8299,
-                        "dice_cat": 0.84, "dice_dog": 0.82751}
-    assert results_table({"": metrics}).splitlines()[2].startswith(
-        "| UNet | 0.8312 | 0.8100 to 0.8500 | 0.8299 | 0.8400 | 0.8275 | 0.8000 |")
+                        "dice_cat": 0.84, "dice_dog": 0.82751, "reference_dice": 0.83456, "boundary_iou": 0.61,
+                        "n_skipped": 2}
+    assert results_table({"": metrics}).splitlines()[2] == (
+        "| UNet | 0.8312 | 0.8100 to 0.8500 | 0.8000 | 0.8346 | 0.6100 | 0.8299 | 0.8400 | 0.8275 | 0.7100 | 149 | 2 "
+        "| 1,942,577 | 6.7 |")
     two_runs = results_table({"sample": metrics, "full": metrics}).splitlines()
     assert two_runs[0].startswith("| run | model |") and len(two_runs) == 4
     assert two_runs[2].startswith("| sample | UNet | 0.8312 |") and two_runs[3].startswith("| full | UNet |")
@@ -93,8 +98,9 @@ def test_dice_at_original_resolution_uses_the_unresized_trimaps(tiny_raw):
     from petseg.data.decode import decode_trimap, trimap_to_mask
     from petseg.data.folder import load_folder
     from petseg.inference.scoring import evaluate_model
-    split = load_folder(tiny_raw, 64, "test.txt")
-    result, _, _ = evaluate_model(AllPet(), split, 0.5, 4, raw_dir=tiny_raw)
+    split, skipped = load_folder(tiny_raw, 64, "test.txt")
+    result, _, _ = evaluate_model(AllPet(), split, Settings(0.5, False, 4), FP32, raw_dir=tiny_raw)
+    assert skipped == [] and result["n_skipped"] == 0 and result["skipped"] == []
     pet = total = 0
     for stem in split.stems:
         mask = trimap_to_mask(decode_trimap(tiny_raw / "annotations" / "trimaps" / f"{stem}.png"))
@@ -106,8 +112,8 @@ def test_dice_at_original_resolution_uses_the_unresized_trimaps(tiny_raw):
 def test_dice_per_species_and_breed_of_a_model(tiny_raw):
     from petseg.data.folder import load_folder
     from petseg.inference.scoring import evaluate_model
-    split = load_folder(tiny_raw, 64, "test.txt")
-    result, per_image, breeds = evaluate_model(AllPet(), split, 0.5, 4, raw_dir=tiny_raw)
+    split, _ = load_folder(tiny_raw, 64, "test.txt")
+    result, per_image, breeds = evaluate_model(AllPet(), split, Settings(0.5, False, 4), FP32, raw_dir=tiny_raw)
     pet = {"cat": 0, "dog": 0}
     for stem, mask in zip(split.stems, split.masks):  # all-pet predictions: Dice = 2 pet / (pet + pixels)
         species = "cat" if stem.startswith("Abyssinian") else "dog"
@@ -120,6 +126,9 @@ def test_dice_per_species_and_breed_of_a_model(tiny_raw):
     assert breeds[0]["dice"] == result["dice_cat"] and breeds[1]["dice"] == result["dice_dog"]
     assert {(row["stem"], row["breed"], row["species"]) for row in per_image} >= {
         ("Abyssinian_5", "Abyssinian", "cat"), ("american_bulldog_205", "american_bulldog", "dog")}
+
+
+FP32 = Precision("fp32", "test")
 
 
 def predict(checkpoint, *args, cwd):
@@ -177,7 +186,7 @@ def test_wide_and_tall_photos_keep_their_aspect(tmp_path):
         Image.new("RGB", size, (120, 80, 40)).save(tmp_path / name)
     model = ShapeRecorder()
     photos = [tmp_path / n for n in sizes]
-    written, _ = predict_photos(model, 96, photos, tmp_path / "out", 4, 0.5)
+    written, _ = predict_photos(model, 96, photos, tmp_path / "out", Settings(0.5, False, 4))
     # beyond 2:1, shorter side at the training size, the longer in proportion, padded to a multiple of 32;
     # a usual photo is squashed to the training square, as the training photos were
     assert sorted(s[2:] for s in model.shapes) == [(96, 96), (96, 320), (96, 384), (384, 96)]
@@ -185,3 +194,19 @@ def test_wide_and_tall_photos_keep_their_aspect(tmp_path):
     odd = np.asarray(Image.open(tmp_path / "out" / "odd_mask.png")) > 0
     assert odd.shape == (100, 333)
     assert odd[:, :160].all() and not odd[:, 170:].any()  # the padding is cut off before scaling back
+
+
+def test_the_reference_protocol_is_the_mean_dice_of_batches_of_16_in_list_order(tiny_raw):
+    """All-pet predictions on the tiny test split: each batch's Dice by hand, the batches as test.txt orders them."""
+    from petseg.data.folder import load_folder
+    from petseg.data.splits import read_split_list
+    from petseg.inference.scoring import REFERENCE_BATCH, evaluate_model
+    split, _ = load_folder(tiny_raw, 64, "test.txt")
+    result, _, _ = evaluate_model(AllPet(), split, Settings(0.5, False, 4), FP32, raw_dir=tiny_raw)
+    order = [stem for stem in read_split_list(tiny_raw / "annotations" / "test.txt") if stem in split.stems]
+    pet = {stem: int(mask.sum()) for stem, mask in zip(split.stems, split.masks)}
+    batches = [order[i:i + REFERENCE_BATCH] for i in range(0, len(order), REFERENCE_BATCH)]
+    by_hand = [2 * sum(pet[s] for s in b) / (sum(pet[s] for s in b) + len(b) * 64 * 64) for b in batches]
+    assert result["reference_dice"] == pytest.approx(sum(by_hand) / len(by_hand))
+    assert REFERENCE_BATCH == 16 and len(batches) == 1  # 6 photos: one batch, so it equals the pooled Dice
+    assert result["reference_dice"] == pytest.approx(result["dice"])

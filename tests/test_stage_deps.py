@@ -163,3 +163,24 @@ def test_the_benchmark_scripts_import_what_exists():
             loaded = importlib.import_module(module)
             for name in (n.strip() for n in names.split(",") if n.strip()):
                 assert hasattr(loaded, name), f"{script.name}: {module} has no {name}"
+
+
+def test_the_defaults_outside_a_project_are_the_shipped_params():
+    """predict and evaluate outside a project use what params.yaml ships with: one set of numbers."""
+    from petseg.core.config import load_params
+    from petseg.inference.settings import BOOTSTRAP_DEFAULTS, DEFAULTS, bootstrap_from_params, from_params
+    params = load_params(REPO / "params.yaml")
+    assert from_params(params) == DEFAULTS and bootstrap_from_params(params) == BOOTSTRAP_DEFAULTS
+
+
+def test_a_commands_default_paths_are_the_pipelines():
+    """A stage run by hand without its paths writes where dvc.yaml has it write (petseg.models.spec.PATHS)."""
+    from petseg.models.spec import model_path
+    for name in MODELS:
+        words = shlex.split(PIPELINE[f"train@{name}"].cmd)
+        for flag, kind in (("--tuned", "tuned"), ("--checkpoint", "checkpoint"), ("--metrics", "trained"),
+                           ("--plot", "history")):
+            assert words[words.index(flag) + 1] == str(model_path(kind, name))
+        words = shlex.split(PIPELINE[f"tune@{name}"].cmd)
+        assert words[words.index("--metrics") + 1] == str(model_path("tuned", name))
+        assert words[words.index("--plot") + 1] == str(model_path("trials", name))

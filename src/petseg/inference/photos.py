@@ -53,8 +53,9 @@ def probabilities_of(model, settings: Settings, precision=None):
     if hasattr(model, "probabilities"):
         return lambda images: model.probabilities(images, settings.batch_size, tta_hflip=settings.tta_hflip)
     from petseg.inference.predictor import predict_probabilities
+    chosen = {} if precision is None else {"precision": precision}  # fp32 unless given
     return lambda images: predict_probabilities(model, images, settings.batch_size, tta_hflip=settings.tta_hflip,
-                                                precision=precision)[0].numpy()
+                                                **chosen)[0].numpy()
 
 
 def predict_photos(model, image_size: int, photos: list[Path], out_dir: Path, settings: Settings,

@@ -39,9 +39,8 @@ def add_arguments(p) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (default: %(default)s)")
     p.add_argument("--tuning", action="store_true", help="also compare the lr search with and without pruning "
                    "(2 seeds each; minutes)")
-    p.path("--full-data", "../shared/data/oxford-pets-160",
-           "a folder in the official layout: also time one UNet epoch over its whole trainval split at 128 px, "
-           "each way, when it exists")
+    p.path("--full-data", None, "a copy of the dataset in the official layout: also time one UNet epoch over its "
+           "whole trainval split at 128 px, each way")
     p.path("--out", "metrics/bench.json", "the measurements JSON")
     p.add_argument("--readme", type=Path, help="also replace the table between the bench markers of this file")
     p.add_argument("--section", default="bench", help="the markers' name in --readme (default: %(default)s)")

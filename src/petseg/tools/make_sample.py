@@ -105,7 +105,7 @@ def run(args, params) -> str:
 
 
 def add_arguments(p) -> None:
-    p.path("--src", "../shared/data/oxford-pets-160", "a folder in the official layout")
+    p.path("--src", None, "a folder in the official layout, e.g. a copy of oxford-pets-160", required=True)
     p.path("--out", "data/sample", "folder for the two archives")
     p.add_argument("--trainval-per-breed", type=int, default=10, help="stems per breed from trainval.txt "
                    "(default: %(default)s)")

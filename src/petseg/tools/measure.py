@@ -38,6 +38,13 @@ from petseg.training.losses import DiceBCELoss
 FP32 = Precision("fp32", "torch's default")
 
 
+def precision_of(settings: dict) -> Precision:
+    """A path's precision: its `amp`, a precision name (a saved result from before: true for bf16)."""
+    amp = settings["amp"]
+    name = amp if isinstance(amp, str) else ("bf16" if amp else "fp32")
+    return Precision(name, "bench")
+
+
 class DecodingDataset(SegmentationDataset):
     """The straightforward input pipeline: decode JPEG and trimap and resize, per sample, every epoch."""
 
@@ -73,11 +80,12 @@ def path_settings(train_params: TrainParams, device: torch.device, petseg: bool)
     """What a path trains with: torch's defaults (fp32, NCHW, Adam's loop over tensors), or petseg's
     train params (channels_last, fused Adam, AMP as train.amp chooses, deterministic or fastest GPU kernels)."""
     if not petseg:
-        return {"channels_last": False, "fused_adam": False, "amp": FP32, "deterministic": None,
+        return {"channels_last": False, "fused_adam": False, "amp": "fp32", "deterministic": None,
                 "persistent_workers": False}
     return {"channels_last": train_params.channels_last, "fused_adam": train_params.fused_adam,
             "persistent_workers": train_params.persistent_workers,
-            "amp": training_precision(train_params.amp, device), "precision": str(training_precision(train_params.amp, device)),
+            "amp": training_precision(train_params.amp, device).name,
+            "precision": str(training_precision(train_params.amp, device)),
             "deterministic": train_params.deterministic if device.type == "cuda" else None}
 
 
@@ -104,7 +112,7 @@ def step_rate(name: str, arch: dict, size: int, batch_size: int, device: torch.d
     images = normalize(torch.randint(0, 255, (batch_size, 3, size, size), dtype=torch.uint8, device=device))
     images = images.contiguous(memory_format=fmt)
     masks = (torch.rand(batch_size, 1, size, size, device=device) > 0.5).float()
-    amp = settings["amp"]
+    amp = precision_of(settings)
     scaler = grad_scaler(device, amp)
 
     def run():
@@ -134,9 +142,9 @@ def epoch_seconds(train_set, valid_set, name: str, arch: dict, batch_size: int, 
     """A whole epoch: loader, training steps and validation; median seconds."""
     model, optimizer, loss_fn = prepare(name, arch, device, settings)
     run = Run(model, model, loss_fn, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0),
-              grad_scaler(device, settings["amp"]),
+              grad_scaler(device, precision_of(settings)),
               make_loader(train_set, batch_size, True, workers, 0, persistent=settings["persistent_workers"]),
-              make_loader(valid_set, batch_size, False, 0, seed=0), device, settings["amp"], settings["channels_last"])
+              make_loader(valid_set, batch_size, False, 0, seed=0), device, precision_of(settings), settings["channels_last"])
 
     def one_epoch():
         train_epoch(run, 1)
@@ -173,10 +181,10 @@ def precision_steps(archs: dict, sizes: list[tuple[int, int]], device: torch.dev
     for name, arch in archs.items():
         for size, batch in sizes:
             rates = {}
-            for amp in (FP32, Precision(half_precision(device), "autocast")):
+            for amp in ("fp32", half_precision(device)):
                 for channels_last in (False, True):
                     settings = {"channels_last": channels_last, "fused_adam": True, "amp": amp, "deterministic": None}
-                    key = amp.name + ("_channels_last" if channels_last else "_nchw")
+                    key = amp + ("_channels_last" if channels_last else "_nchw")
                     rates[key] = step_rate(name, arch, size, batch, device, settings, repeats)
             rows[f"{name}@{size}, batch {batch}"] = rates
     return rows
@@ -241,7 +249,7 @@ def run_bench(raw_dir: Path, train: Split, valid: Split, params: Params, repeats
     fast = epoch_seconds(arrays, SegmentationDataset(valid), name, arch, batch, workers, lean, device, repeats)
     result["epoch_seconds"] = {"model": name, "straightforward": slow, "petseg": fast, "speedup": slow / fast}
     result["inference_img_per_s"] = {name: inference_rate(name, arch, size, params.evaluate.batch_size,
-                                                          device, repeats, lean["amp"]) for name, arch in archs.items()}
+                                                          device, repeats, precision_of(lean)) for name, arch in archs.items()}
     result["precision_steps_img_per_s"] = precision_steps(archs, [(size, batch), (256, 4)], device, repeats)
     if full_data is not None:
         result["full_data_epoch_seconds"] = full_data_epoch(full_data, params, arch, plain, lean, device)
@@ -255,7 +263,7 @@ def settings_text(settings: dict, workers: int) -> str:
     if workers:
         words.append("persistent workers" if settings["persistent_workers"] else "workers re-forked each epoch")
     words += ["fused Adam" if settings["fused_adam"] else "Adam",
-              settings.get("precision") or str(settings["amp"])]
+              settings.get("precision") or ("AMP" if settings["amp"] is True else precision_of(settings).name)]
     if settings["deterministic"] is not None:
         words.append("deterministic kernels" if settings["deterministic"] else "cudnn.benchmark")
     return ", ".join(words)

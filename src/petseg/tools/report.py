@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from petseg.core.errors import PetsegError
-from petseg.models.spec import MODELS
+from petseg.models.spec import display_name
 
 HELP = "the results table (Markdown) from metrics/evaluate.json"
 PARAMS = "never"
@@ -26,21 +26,26 @@ def run(args, params) -> str:
     return f"results table from {len(runs)} evaluate JSON" + (f", written into {args.readme}" if args.readme else "")
 
 
+COLUMNS = [  # (header, key, format): blank where a run's JSON predates the key
+    ("test Dice", "dice", "{:.4f}"), ("per-image Dice", "mean_image_dice", "{:.4f}"),
+    ("reference protocol", "reference_dice", "{:.4f}"), ("boundary IoU", "boundary_iou", "{:.4f}"),
+    ("Dice at original size", "dice_original_resolution", "{:.4f}"), ("cats", "dice_cat", "{:.4f}"),
+    ("dogs", "dice_dog", "{:.4f}"), ("IoU", "iou", "{:.4f}"), ("test images", "n_images", "{}"),
+    ("skipped", "n_skipped", "{}"), ("parameters", "parameters", "{:,}"), ("ms/image", "inference_ms_per_image", "{:.1f}"),
+]
+
+
 def results_table(runs: dict[str, dict]) -> str:
     """One row per model of each run ({label: evaluate JSON}); a `run` column when there are labels."""
     labelled = any(runs)
-    lines = [("| run " if labelled else "") + "| model | test Dice | 95% interval | Dice at original size | cats | dogs "
-             "| mean image Dice | IoU | pixel accuracy | test images | parameters | ms/image |",
-             ("| --- " if labelled else "") + "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    headers = (["run"] if labelled else []) + ["model", COLUMNS[0][0], "95% interval"] + [c[0] for c in COLUMNS[1:]]
+    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
     for label, evaluate in runs.items():
         for name, r in evaluate.items():
             interval = f"{r['dice_ci_low']:.4f} to {r['dice_ci_high']:.4f}" if "dice_ci_low" in r else ""
-            original, cats, dogs = (f"{r[key]:.4f}" if r.get(key) is not None else ""
-                                    for key in ("dice_original_resolution", "dice_cat", "dice_dog"))
-            lines.append((f"| {label} " if labelled else "")
-                         + f"| {MODELS.get(name, name)} | {r['dice']:.4f} | {interval} | {original} | {cats} | {dogs} | "
-                         f"{r['mean_image_dice']:.4f} | {r['iou']:.4f} | {r['pixel_accuracy']:.4f} | {r['n_images']} | "
-                         f"{r['parameters']:,} | {r['inference_ms_per_image']:.1f} |")
+            cells = ["" if r.get(key) is None else fmt.format(r[key]) for _, key, fmt in COLUMNS]
+            row = ([label] if labelled else []) + [display_name(name), cells[0], interval] + cells[1:]
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 

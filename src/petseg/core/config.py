@@ -11,7 +11,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from petseg.core.errors import ParamError
+from petseg.core.limits import (MAX_ARCHIVE_BYTES, MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_PARAMS_BYTES,
+                                 MAX_PHOTO_PIXELS, MAX_YAML_DEPTH)
 from petseg.models.spec import STRIDE
+
+MAX_WORKERS = 64  # data-loading processes: each holds a copy of the loader's state
+MAX_EPOCHS = 100_000
 
 Number = int | float  # as written in params.yaml: 15 stays 15, so fingerprints and model cards read as the file does
 Probability = Annotated[Number, Field(ge=0, le=1)]
@@ -19,12 +24,14 @@ Fraction = Annotated[Number, Field(gt=0, lt=1)]
 
 
 class Section(BaseModel):
-    """A params.yaml section: every key required, none unknown, no string read as a number, read-only."""
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    """A params.yaml section: every key required, none unknown, no string read as a number, no infinity or NaN,
+    read-only. Every number has an upper bound too, so that a value that passes the check stage never crashes a
+    stage later (an overflow, a model or an allocation beyond petseg.core.limits): far above any useful value."""
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class Archive(Section):
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, le=MAX_ARCHIVE_BYTES)
     md5: str = Field(min_length=1)
 
 
@@ -41,19 +48,19 @@ class ArchiveSources(Section):
 class Data(Section):
     source: Literal["sample", "full", "folder"]
     folder: str = Field(min_length=1)
-    url: str = Field(min_length=1)
-    retries: int = Field(ge=1)
-    timeout: Number = Field(gt=0)
+    url: str = Field(min_length=1, pattern=r"^https?://\S+$")  # not file:// (a local file read as an archive)
+    retries: int = Field(ge=1, le=100)
+    timeout: Number = Field(gt=0, le=3600)
     archives: ArchiveSources
 
 
 class Preprocess(Section):
-    image_size: int = Field(ge=STRIDE, multiple_of=STRIDE)
+    image_size: int = Field(ge=STRIDE, le=MAX_IMAGE_SIZE, multiple_of=STRIDE)
     valid_fraction: Fraction
     on_bad_file: Literal["skip", "fail"]
-    min_side: int = Field(ge=1)
-    max_pixels: int = Field(ge=1)
-    num_workers: int = Field(ge=1)
+    min_side: int = Field(ge=1, le=100_000)
+    max_pixels: int = Field(ge=1, le=MAX_PHOTO_PIXELS)
+    num_workers: int = Field(ge=1, le=MAX_WORKERS)
 
 
 def _low_high(value: list) -> list:
@@ -83,12 +90,12 @@ class Augment(Section):
 
 
 class Train(Section):
-    batch_size: int = Field(ge=1)
-    dice_weight: Number = Field(ge=0)
-    bce_weight: Number = Field(ge=0)
+    batch_size: int = Field(ge=1, le=MAX_BATCH_SIZE)
+    dice_weight: Number = Field(ge=0, le=1000)
+    bce_weight: Number = Field(ge=0, le=1000)
     scheduler: Literal["constant", "cosine", "onecycle"]
     warmup_fraction: Number = Field(ge=0, lt=1)
-    num_workers: int = Field(ge=0)
+    num_workers: int = Field(ge=0, le=MAX_WORKERS)
     persistent_workers: bool
     channels_last: bool
     fused_adam: bool
@@ -97,8 +104,8 @@ class Train(Section):
 
 
 class UNet(Section):
-    base_channels: int = Field(ge=1)
-    epochs: int = Field(ge=1)
+    base_channels: int = Field(ge=1, le=128)  # 124 million parameters: petseg.core.limits
+    epochs: int = Field(ge=1, le=MAX_EPOCHS)
 
     def architecture(self) -> dict:
         """The keys that define the network (the rest is training): what a checkpoint records."""
@@ -106,40 +113,40 @@ class UNet(Section):
 
 
 class ResNet34UNet(Section):
-    decoder_channels: int = Field(ge=1)
-    epochs: int = Field(ge=1)
+    decoder_channels: int = Field(ge=1, le=1024)  # 94 million parameters
+    epochs: int = Field(ge=1, le=MAX_EPOCHS)
 
     def architecture(self) -> dict:
         return {"decoder_channels": self.decoder_channels}
 
 
 class Tune(Section):
-    n_trials: int = Field(ge=0)
-    epochs: int = Field(ge=1)
-    lr_min: Number = Field(gt=0)
-    lr_max: Number = Field(gt=0)
-    startup_trials: int = Field(ge=0)
-    pruner_warmup_epochs: int = Field(ge=0)
+    n_trials: int = Field(ge=0, le=10_000)
+    epochs: int = Field(ge=1, le=MAX_EPOCHS)
+    lr_min: Number = Field(gt=0, le=10)
+    lr_max: Number = Field(gt=0, le=10)
+    startup_trials: int = Field(ge=0, le=10_000)
+    pruner_warmup_epochs: int = Field(ge=0, le=MAX_EPOCHS)
     storage: str = Field(min_length=1)
-    heartbeat_seconds: int = Field(ge=1)
+    heartbeat_seconds: int = Field(ge=1, le=86_400)
 
 
 class Evaluate(Section):
     threshold: Fraction
-    batch_size: int = Field(ge=1)
+    batch_size: int = Field(ge=1, le=MAX_BATCH_SIZE)
     tta_hflip: bool
-    bootstrap_samples: int = Field(ge=1)
+    bootstrap_samples: int = Field(ge=1, le=100_000)
     confidence: Fraction
 
 
 class Visualize(Section):
-    n_images: int = Field(ge=1)
-    n_worst: int = Field(ge=0)
+    n_images: int = Field(ge=1, le=64)  # rows of one figure
+    n_worst: int = Field(ge=0, le=64)
 
 
 class Params(Section):
-    seed: int = Field(ge=0)
-    lr: Number | None = Field(gt=0)
+    seed: int = Field(ge=0, le=2**32 - 1)  # numpy's and torch's seeds; a larger one overflows
+    lr: Number | None = Field(gt=0, le=10)
     data: Data
     preprocess: Preprocess
     augment: Augment
@@ -197,6 +204,10 @@ def _message(model: type[BaseModel], error: dict) -> str:
     if kind in BOUNDS:
         sign, name = BOUNDS[kind]
         return f"{key}: {value!r} must be {sign} {ctx[name]:g}"
+    if kind == "finite_number":
+        return f"{key}: {value!r} must be a finite number"
+    if kind == "string_pattern_mismatch":
+        return f"{key}: {value!r} must be an http:// or https:// address"
     if kind == "multiple_of":
         return f"{key}: {value!r} must be a multiple of {ctx['multiple_of']} (the models' stride)"
     if kind in ("literal_error", "bool_type"):
@@ -248,7 +259,37 @@ def _loader() -> type:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        """Refuses what params never need and a parser would build without bound: aliases (`*name`, which can
+        expand exponentially), nesting deeper than MAX_YAML_DEPTH, and a key given twice (which would win
+        silently)."""
+        depth = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not taken in params files",
+                                                  self.peek_event().start_mark)
+            if self.depth >= MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: PyYAML's own error follows
+                    continue
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice",
+                                                            key_node.start_mark)
+            return super().construct_mapping(node, deep=deep)
 
     Loader.yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
@@ -264,10 +305,20 @@ def _loader() -> type:
 def read_yaml(path: Path) -> Any:
     """Parse a params or profile file; one line naming the file when it is not YAML."""
     import yaml
+    path = Path(path)
+    if path.stat().st_size > MAX_PARAMS_BYTES:
+        raise ParamError(f"{path.stat().st_size} bytes; a params file is at most {MAX_PARAMS_BYTES}", path)
     try:
-        return yaml.load(Path(path).read_text(), Loader=_loader())
+        return yaml.load(path.read_bytes().decode("utf-8"), Loader=_loader())
+    except yaml.MarkedYAMLError as err:
+        where = f" at line {err.problem_mark.line + 1}" if err.problem_mark else ""
+        raise ParamError(f"not valid YAML ({err.problem or err.context}{where})", path) from None
     except yaml.YAMLError as err:
         raise ParamError(f"not valid YAML ({str(err).splitlines()[0]})", path) from None
+    except UnicodeDecodeError as err:
+        raise ParamError(f"not UTF-8 text ({err.reason} at byte {err.start})", path) from None
+    except ValueError as err:  # an integer of thousands of digits (Python's int limit)
+        raise ParamError(f"not valid YAML ({str(err).splitlines()[0][:120]})", path) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

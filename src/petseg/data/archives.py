@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import stat
 import sys
 import tarfile
 import tempfile
@@ -16,7 +18,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from petseg.core.errors import PetsegError
-from petseg.data.splits import read_split_list
+from petseg.core.limits import MAX_ARCHIVE_BYTES, MAX_ARCHIVE_MEMBERS
+from petseg.data.splits import check_no_leak, read_split_list
 
 ARCHIVES = ("images.tar.gz", "annotations.tar.gz")
 CHUNK = 1 << 20
@@ -146,12 +149,11 @@ def check_layout(root: Path, name: str) -> dict[str, int]:
     if absent:
         more = f" (and {len(absent) - 3} more)" if len(absent) > 3 else ""
         raise DownloadError(f"{name}: {len(absent)} listed files missing: {'; '.join(absent[:3])}{more}")
+    try:
+        check_no_leak(lists["trainval.txt"], lists["test.txt"], name)
+    except PetsegError as err:
+        raise DownloadError(str(err)) from None
     trainval, test = set(lists["trainval.txt"]), set(lists["test.txt"])
-    leaked = sorted(trainval & test)
-    if leaked:
-        shown = ", ".join(leaked[:5]) + (f" (and {len(leaked) - 5} more)" if len(leaked) > 5 else "")
-        raise DownloadError(f"{name}: {len(leaked)} stems listed in both annotations/trainval.txt and "
-                            f"annotations/test.txt (test photos would be trained on): {shown}")
     return {"images": len(images), "trimaps": len(trimaps), "trainval": len(trainval), "test": len(test),
             "in no list": len(images - trainval - test)}
 
@@ -180,8 +182,13 @@ def extract(archives: dict[str, Path], out_dir: Path) -> dict[str, int]:
         for path in archives.values():
             try:
                 with tarfile.open(path, "r:gz") as tar:
-                    for member in tar.getmembers():
+                    count = total = 0
+                    for member in tar:  # read one by one: a tar bomb is refused at the limit, before extracting
                         check_member(member)
+                        count, total = count + 1, total + member.size
+                        if count > MAX_ARCHIVE_MEMBERS or total > MAX_ARCHIVE_BYTES:
+                            raise tarfile.FilterError(f"over {MAX_ARCHIVE_MEMBERS} members or {MAX_ARCHIVE_BYTES} "
+                                                      "bytes once extracted")
                     tar.extractall(tmp, filter="data")  # Python's own checks too, as a second line
             except tarfile.FilterError as err:
                 raise DownloadError(f"{path}: unsafe member refused, nothing extracted ({err})") from None
@@ -191,21 +198,44 @@ def extract(archives: dict[str, Path], out_dir: Path) -> dict[str, int]:
     return _replace(out_dir, fill, ", ".join(map(str, archives.values())))
 
 
+def layout_files(folder: Path) -> list[Path]:
+    """The files of a folder in the official layout that petseg reads: images/*.jpg, annotations/trimaps/*.png
+    and the three list files; regular files only (a fifo would block, a folder is not a photo).
+
+    A link (to a file or a folder on the way) is followed only where it stays inside `folder`: one to a file
+    elsewhere (a key, another project's data) is refused in one line naming it, so that nothing from outside
+    the folder ends up in data/raw, which DVC tracks and `dvc push` uploads.
+    """
+    root = os.path.realpath(folder)
+    candidates = [*sorted((folder / "images").glob("*.jpg")), *sorted((folder / "annotations/trimaps").glob("*.png")),
+                  *[folder / "annotations" / name for name in LISTS]]
+    files = []
+    for path in candidates:
+        if path.name.startswith("._"):  # macOS metadata beside a photo
+            continue
+        real = os.path.realpath(path)
+        if os.path.commonpath([root, real]) != root:
+            raise DownloadError(f"{folder}: {path.relative_to(folder)} links to {real}, outside the folder; copy "
+                                "the file into the folder instead (nothing was copied)")
+        if os.path.isfile(real) and stat.S_ISREG(os.stat(real).st_mode):
+            files.append(path)
+    return files
+
+
 def copy_folder(folder: Path, out_dir: Path) -> dict[str, int]:
-    """Copy a local folder in the official layout (its images/ and annotations/) into `out_dir` atomically.
+    """Copy a local folder in the official layout (the files `layout_files` names) into `out_dir` atomically.
 
     The copy is checked like extracted archives, and errors name the folder; a bad one leaves `out_dir` as it was.
+    Other files (the official xmls/, a README, anything else) are not copied.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise DownloadError(f"{folder}: no such folder (data.folder)")
 
     def fill(tmp: Path) -> None:
-        for top in ("images", "annotations"):
-            for path in sorted((folder / top).rglob("*")):
-                if path.is_file():  # a link is copied as the file it points to
-                    target = tmp / path.relative_to(folder)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(path, target)
+        for path in layout_files(folder):
+            target = tmp / path.relative_to(folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
 
     return _replace(out_dir, fill, str(folder))

@@ -6,11 +6,38 @@ from pathlib import Path
 
 import numpy as np
 
+from petseg.core.errors import PetsegError
+
 
 def read_split_list(path: Path) -> list[str]:
-    """Stems of an official list file (`Abyssinian_1 1 1 1` lines; `#` lines are comments)."""
-    lines = Path(path).read_text().splitlines()
-    return [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
+    """Stems of an official list file (`Abyssinian_1 1 1 1` lines; `#` lines are comments).
+
+    A stem is a file name without its folder: one with a `/`, a `\\` or a leading `.` (`../../home/x`) would
+    make petseg read a photo outside the folder, and is refused in one line naming the file and line.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError as err:
+        raise PetsegError(f"{path}: not a text list file ({err.reason} at byte {err.start})") from None
+    stems = []
+    for number, line in enumerate(lines, 1):
+        if line.strip() and not line.startswith("#"):
+            stem = line.split()[0]
+            if "/" in stem or "\\" in stem or stem.startswith(".") or "\0" in stem:
+                raise PetsegError(f"{path}:{number}: {stem[:80]!r} is not a file name (a stem has no folder and "
+                                  "does not start with '.')")
+            stems.append(stem)
+    return stems
+
+
+def check_no_leak(trainval: list[str], test: list[str], where: str) -> None:
+    """Refuse stems listed in both trainval.txt and test.txt: test photos would be trained on."""
+    leaked = sorted(set(trainval) & set(test))
+    if leaked:
+        shown = ", ".join(leaked[:5]) + (f" (and {len(leaked) - 5} more)" if len(leaked) > 5 else "")
+        raise PetsegError(f"{where}: {len(leaked)} stems listed in both annotations/trainval.txt and "
+                          f"annotations/test.txt (test photos would be trained on): {shown}")
 
 
 def split_trainval(stems: list[str], valid_fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -25,8 +52,10 @@ def split_trainval(stems: list[str], valid_fraction: float, seed: int) -> tuple[
 
 def official_splits(raw_dir: Path, valid_fraction: float, seed: int) -> dict[str, list[str]]:
     annotations = Path(raw_dir) / "annotations"
-    train, valid = split_trainval(read_split_list(annotations / "trainval.txt"), valid_fraction, seed)
-    return {"train": train, "valid": valid, "test": sorted(set(read_split_list(annotations / "test.txt")))}
+    trainval, test = read_split_list(annotations / "trainval.txt"), read_split_list(annotations / "test.txt")
+    check_no_leak(trainval, test, str(raw_dir))  # download checks it too; a data/raw placed by hand is checked here
+    train, valid = split_trainval(trainval, valid_fraction, seed)
+    return {"train": train, "valid": valid, "test": sorted(set(test))}
 
 
 def pair_paths(raw_dir: Path, stem: str) -> tuple[Path, Path]:

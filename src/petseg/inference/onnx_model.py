@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from petseg.core.errors import PetsegError
+from petseg.inference.settings import from_record
+from petseg.models.spec import MODELS, check_image_size
 
 METADATA_KEY = "petseg"  # metadata_props key: JSON of the checkpoint's metadata
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
@@ -35,8 +37,19 @@ class OnnxModel:
         self.session, self.path = session, path
 
     def logits(self, images: np.ndarray) -> np.ndarray:
-        """(N, 1, H, W) float32 logits of uint8 (N, H, W, 3) photos."""
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images, dtype=np.uint8)})[0]
+        """(N, 1, H, W) float32 logits of uint8 (N, H, W, 3) photos; a graph that fails or returns another shape
+        is the model file's fault, named in one line."""
+        try:
+            logits = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images, dtype=np.uint8)})[0]
+        except Exception as err:  # onnxruntime's own exception types (Fail, RuntimeException...) share no base
+            raise ModelFileError(f"{self.path}: onnxruntime failed running it on {images.shape} photos "
+                                 f"({' '.join(str(err).split())[:160]})") from None
+        expected = (len(images), 1, *images.shape[1:3])
+        if not isinstance(logits, np.ndarray) or logits.shape != expected or logits.dtype.kind != "f":
+            raise ModelFileError(f"{self.path}: returned {getattr(logits, 'dtype', type(logits).__name__)} "
+                                 f"{getattr(logits, 'shape', '')} logits for {images.shape} photos, not float "
+                                 f"{expected}: not petseg's graph")
+        return logits
 
     def probabilities(self, images: np.ndarray, batch_size: int, tta_hflip: bool = False) -> np.ndarray:
         """(N, H, W) sigmoid probabilities, as `petseg.inference.scoring.predict_probabilities` computes them: with
@@ -73,10 +86,16 @@ def load_onnx(path: Path) -> tuple[OnnxModel, dict]:
     try:
         meta = json.loads(raw)
         missing = [key for key in ("model", "image_size", "threshold", "tta_hflip") if key not in meta]
-    except (ValueError, TypeError):
+        if not isinstance(meta, dict):
+            raise TypeError
+    except (ValueError, TypeError, RecursionError):
         raise ModelFileError(f"{path}: its {METADATA_KEY!r} metadata_props is not petseg's JSON") from None
     if missing:
         raise ModelFileError(f"{path}: its {METADATA_KEY!r} metadata_props lacks {', '.join(missing)}")
+    if meta["model"] not in MODELS:
+        raise ModelFileError(f"{path}: records model {str(meta['model'])[:40]!r}; petseg's are {', '.join(MODELS)}")
+    check_image_size(meta["image_size"], path)
+    from_record(meta, path)  # threshold and TTA checked now, before any photo is read
     if [i.name for i in session.get_inputs()] != [INPUT_NAME]:
         raise ModelFileError(f"{path}: takes {[i.name for i in session.get_inputs()]}, not petseg's {INPUT_NAME!r}")
     return OnnxModel(session, path), meta

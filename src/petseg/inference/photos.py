@@ -7,12 +7,16 @@ model brings in `petseg.inference.predictor` when it is used.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from petseg.data.decode import PHOTO_SUFFIXES, decode_image
+from petseg.core.errors import PetsegError
+from petseg.core.io import whole_outputs
+from petseg.core.limits import MAX_ASPECT
+from petseg.data.decode import PHOTO_SUFFIXES, BadFile, decode_image
 from petseg.inference.images import overlay, save_png, upscale_mask
 from petseg.inference.settings import Settings, model_input
 
@@ -23,8 +27,10 @@ def collect_photos(inputs: list[Path]) -> list[Path]:
     for path in map(Path, inputs):
         if path.is_dir():
             photos += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
-        elif path.exists():
+        elif path.is_file():
             photos.append(path)
+        elif path.exists():  # a fifo or a device would block or never end
+            raise PetsegError(f"{path}: not a regular file or folder")
         else:
             raise FileNotFoundError(f"{path}: no such photo or folder")
     seen = set()
@@ -44,7 +50,8 @@ def output_names(photos: list[Path]) -> dict[Path, str]:
         for p in clash:
             shared = sum(r == relative[p] for r in relative.values()) > 1
             names[p] = relative[p].as_posix() + (f"_{p.suffix.lstrip('.').lower()}" if shared else "")
-    return names
+    return {p: "/".join(part if part.strip(".") else part.replace(".", "_") for part in name.split("/"))
+            for p, name in names.items()}  # a photo named `..jpg` writes __mask.png, not ../out_mask.png
 
 
 def probabilities_of(model, settings: Settings, precision=None):
@@ -58,32 +65,68 @@ def probabilities_of(model, settings: Settings, precision=None):
                                                 **chosen)[0].numpy()
 
 
+def output_paths(out_dir: Path, name: str) -> tuple[Path, Path]:
+    """<name>_mask.png and <name>_overlay.png in `out_dir`."""
+    return out_dir / f"{name}_mask.png", out_dir / f"{name}_overlay.png"
+
+
+def check_out_dir(out_dir: Path, inputs: list[Path]) -> None:
+    """Refuse an output folder that is a folder of photos given, or inside one: the next run over that folder
+    would read the masks and overlays as photos (and replace a photo named like an output)."""
+    out = Path(os.path.realpath(out_dir))
+    for folder in inputs:
+        real = Path(os.path.realpath(folder))
+        if Path(folder).is_dir() and (out == real or real in out.parents):
+            raise PetsegError(f"--out {out_dir}: is inside the photo folder {folder}; its masks and overlays "
+                              "would be read as photos by the next run: choose a folder outside it")
+
+
+KEEP_DECODED = 4_000_000  # photos up to this many pixels are kept from decoding to writing; larger ones are decoded again
+
+
 def predict_photos(model, image_size: int, photos: list[Path], out_dir: Path, settings: Settings,
                    precision=None) -> tuple[list[Path], list[str]]:
     """Write <name>_mask.png (0/255) and <name>_overlay.png per photo (names from `output_names`), upright as
     a viewer shows the photo (EXIF orientation); returns the masks written and the skipped reasons.
 
+    Whole or nothing: every output goes to a temporary name first and all are renamed into place at the end,
+    so a failure or Ctrl-C leaves `out_dir` as it was. An output that would replace a photo given is refused
+    before any work. Photos over MAX_PHOTO_PIXELS or more elongated than MAX_ASPECT are skipped (listed);
+    memory holds one batch of model inputs and one full-size photo at a time.
+
     `model`: a PyTorch module, or an `OnnxModel` (then `precision` does not apply: onnxruntime computes in fp32).
     """
     written, skipped, names = [], [], output_names(photos)
     probabilities_for = probabilities_of(model, settings, precision)
-    for start in range(0, len(photos), settings.batch_size):
-        shapes: dict[tuple, list] = {}  # photos of one input shape go through the model together
-        for path in photos[start:start + settings.batch_size]:
-            try:
-                photo = decode_image(path, upright=True)
-            except (OSError, SyntaxError, ValueError) as err:
-                skipped.append(f"{path}: not a readable image ({err})")
-                continue
-            array, inside = model_input(photo, image_size)
-            shapes.setdefault(array.shape, []).append((path, photo, array, inside))
-        for group in shapes.values():
-            probabilities = probabilities_for(np.stack([g[2] for g in group]))
-            for (path, photo, _, (height, width)), probability in zip(group, probabilities):
-                # probabilities, not the thresholded mask, are scaled back: smoother edges at full size
-                mask = upscale_mask(probability[:height, :width], photo.size, settings.threshold)
-                base = out_dir / names[path]
-                save_png(Image.fromarray((mask * 255).astype(np.uint8)), base.with_name(base.name + "_mask.png"))
-                save_png(Image.fromarray(overlay(np.asarray(photo), mask)), base.with_name(base.name + "_overlay.png"))
-                written.append(base.with_name(base.name + "_mask.png"))
+    with whole_outputs(photos) as outputs:
+        for path in photos:  # every output checked before any work
+            for final in output_paths(out_dir, names[path]):
+                outputs.reserve(final)
+        for start in range(0, len(photos), settings.batch_size):
+            shapes: dict[tuple, list] = {}  # photos of one input shape go through the model together
+            for path in photos[start:start + settings.batch_size]:
+                try:
+                    photo = decode_image(path, upright=True)
+                except BadFile as err:
+                    skipped.append(str(err))
+                    continue
+                if max(photo.size) > MAX_ASPECT * min(photo.size):
+                    skipped.append(f"{path}: {photo.width}x{photo.height} px is more elongated than "
+                                   f"{MAX_ASPECT}:1, the most predict takes")
+                    continue
+                array, inside = model_input(photo, image_size)
+                kept = photo if photo.width * photo.height <= KEEP_DECODED else None
+                shapes.setdefault(array.shape, []).append((path, kept, array, inside))
+                del photo
+            for group in shapes.values():
+                probabilities = probabilities_for(np.stack([g[2] for g in group]))
+                for (path, photo, _, (height, width)), probability in zip(group, probabilities):
+                    photo = photo or decode_image(path, upright=True)
+                    # probabilities, not the thresholded mask, are scaled back: smoother edges at full size
+                    mask = upscale_mask(probability[:height, :width], photo.size, settings.threshold)
+                    mask_path, overlay_path = output_paths(out_dir, names[path])
+                    save_png(Image.fromarray((mask * 255).astype(np.uint8)), outputs.path(mask_path))
+                    save_png(Image.fromarray(overlay(np.asarray(photo), mask)), outputs.path(overlay_path))
+                    written.append(mask_path)
+                    del photo, mask
     return written, skipped

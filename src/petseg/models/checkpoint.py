@@ -12,8 +12,9 @@ from torch import nn
 
 from petseg.core.errors import PetsegError
 from petseg.core.io import atomic_path
-from petseg.models.build import build_model
-from petseg.models.spec import check_image_size
+from petseg.core.limits import MAX_CHECKPOINT_BYTES, MAX_MODEL_PARAMETERS
+from petseg.models.build import build_model, count_parameters
+from petseg.models.spec import MODELS, check_image_size
 
 
 def petseg_version() -> str:
@@ -39,27 +40,81 @@ def save_checkpoint(path: Path, state_dict: dict, name: str, arch: dict, image_s
         torch.save(payload, f)
 
 
+def check_zip(path: Path) -> None:
+    """Refuse, before torch.load inflates anything, a file that is not a zip (torch.save's format since 1.6; an
+    empty file too) or whose members would inflate to over MAX_CHECKPOINT_BYTES."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        raise CheckpointError(f"{path}: not a petseg checkpoint (not a zip as torch.save writes: "
+                              f"{str(err).splitlines()[0][:120] if str(err) else type(err).__name__})") from None
+    inflated = sum(member.file_size for member in members)
+    if inflated > MAX_CHECKPOINT_BYTES or len(members) > 100_000:
+        raise CheckpointError(f"{path}: would inflate to {inflated} bytes in {len(members)} members; petseg takes "
+                              f"checkpoints of at most {MAX_CHECKPOINT_BYTES} bytes")
+
+
+def check_architecture(path: Path, name, arch, state_dict) -> nn.Module:
+    """The model `name` with `arch`, built on the meta device (no memory) to check the parameter count and every
+    weight's name, shape and dtype against `state_dict`; then built for real and loaded."""
+    if not isinstance(name, str) or name not in MODELS:
+        raise CheckpointError(f"{path}: names model {str(name)[:40]!r}; petseg's are {', '.join(MODELS)}")
+    if not isinstance(arch, dict) or not all(isinstance(k, str) and type(v) is int and v >= 1 for k, v in arch.items()):
+        raise CheckpointError(f"{path}: its architecture {str(arch)[:80]} is not a mapping of names to positive "
+                              "integers")
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{path}: its state_dict is not a mapping of weights")
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(name, arch)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: its architecture {arch} does not build a {name} "
+                              f"({str(err).splitlines()[0][:120]})") from None
+    n = count_parameters(skeleton)
+    if n > MAX_MODEL_PARAMETERS:
+        raise CheckpointError(f"{path}: a {name} {arch} has {n:,} parameters; petseg takes models of at most "
+                              f"{MAX_MODEL_PARAMETERS:,}")
+    expected = skeleton.state_dict()
+    for key, tensor in expected.items():
+        given = state_dict.get(key)
+        if not isinstance(given, torch.Tensor) or given.shape != tensor.shape or given.dtype != tensor.dtype:
+            what = "missing" if given is None else (f"{tuple(given.shape)} {given.dtype}"
+                                                    if isinstance(given, torch.Tensor) else type(given).__name__)
+            raise CheckpointError(f"{path}: its weights do not fit the {name} {arch} it names ({key}: {what}, "
+                                  f"expected {tuple(tensor.shape)} {tensor.dtype})")
+    unexpected = [key for key in state_dict if key not in expected]
+    if unexpected:
+        raise CheckpointError(f"{path}: its weights do not fit the {name} {arch} it names (unexpected "
+                              f"{', '.join(map(str, unexpected[:3]))})")
+    model = build_model(name, arch)
+    model.load_state_dict(state_dict)
+    return model
+
+
 def load_checkpoint(path: Path, expected_model: str | None = None) -> tuple[nn.Module, dict]:
-    """Rebuild the model a checkpoint describes; refuses pickled code (weights_only)."""
+    """Rebuild the model a checkpoint describes; refuses pickled code (weights_only), and checks sizes before
+    allocating: the zip's inflated size, then the architecture's parameters and every weight's shape on the
+    meta device (petseg.core.limits)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    check_zip(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError) as err:
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, TypeError,
+            IndexError, KeyError, AttributeError) as err:  # torch's reader raises any of these on a crafted file
         raise CheckpointError(f"{path}: not a petseg checkpoint or unsafe to load "
-                              f"({str(err).splitlines()[0][:120]})") from None
+                              f"({str(err).splitlines()[0][:120] if str(err) else type(err).__name__})") from None
     if not isinstance(payload, dict) or "state_dict" not in payload or "model" not in payload:
         raise CheckpointError(f"{path}: not a petseg checkpoint (no model name and state_dict)")
     name, arch = payload["model"], payload.get("arch", {})
     check_image_size(payload.get("image_size"), path)
+    if payload.get("precision", "fp32") not in ("fp32", "bf16", "fp16"):
+        raise CheckpointError(f"{path}: records precision {str(payload['precision'])[:40]!r}; "
+                              "one of fp32, bf16, fp16")
     if expected_model is not None and name != expected_model:
         raise CheckpointError(f"{path}: is a {name} checkpoint ({arch}), not {expected_model}")
-    try:
-        model = build_model(name, arch)
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: its weights do not fit the {name} {arch} it names "
-                              f"({str(err).splitlines()[0][:120]})") from None
+    model = check_architecture(path, name, arch, payload["state_dict"])
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model.eval(), meta

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from petseg.core.errors import PetsegError
+from petseg.core.limits import MAX_IMAGE_SIZE  # noqa: F401 (the largest training size a model file may name)
 
 # params.yaml section (and file stem: models/NAME.pt, plots/train_NAME.csv) -> the name people read.
 # Every list of models in petseg is this one; dvc.yaml's train stage is checked against it by a test.
 MODELS = {"unet": "UNet", "resnet34_unet": "ResNet34-UNet"}
 STRIDE = 32  # both models downsample 5 times: an input's height and width are multiples of 32
-MAX_IMAGE_SIZE = 1024  # the largest training size a model file may name: a larger one is refused, not allocated
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the photos are normalised with these, by the loop, evaluate and ONNX
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

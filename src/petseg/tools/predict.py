@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from petseg.core.errors import PetsegError
+from petseg.core.limits import MAX_BATCH_SIZE
 
 HELP = ("masks for new photos of any size or format, as a viewer shows them (EXIF orientation). Threshold and "
         "TTA: an ONNX model's own, else params.yaml's where there is one, else its defaults. Example: petseg "
@@ -40,12 +41,17 @@ def chosen_settings(args, meta: dict):
         settings = inference.from_params(load_params(args.params or Path("params.yaml")))
     else:
         settings = inference.DEFAULTS
+    if args.threshold is not None and not 0 < args.threshold < 1:  # nan and inf too
+        raise PetsegError(f"--threshold {args.threshold}: a threshold is a number between 0 and 1")
+    if args.batch_size is not None and not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        raise PetsegError(f"--batch-size {args.batch_size}: takes 1 to {MAX_BATCH_SIZE} photos")
     changes = {"threshold": args.threshold, "tta_hflip": args.tta_hflip, "batch_size": args.batch_size}
     return replace(settings, **{key: value for key, value in changes.items() if value is not None})
 
 
 def run(args, params) -> str:
-    from petseg.inference.photos import collect_photos, predict_photos
+    from petseg.inference.photos import check_out_dir, collect_photos, predict_photos
+    check_out_dir(args.out, args.photos)
     model, meta = load_model(args.model)
     settings = chosen_settings(args, meta)
     photos = collect_photos(args.photos)  # every input checked before any work

@@ -253,8 +253,12 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
                           valid.stems, run.world, run.precision.name])
     history, best_state, best_epoch = [], None, 0
     if resume is not None and Path(resume).is_file():
-        state = torch.load(resume, map_location=run.device, weights_only=True)
-        if state["run_id"] == run_id:  # a state of other settings is ignored, not half-reused
+        try:
+            state = torch.load(resume, map_location=run.device, weights_only=True)
+        except Exception as err:  # a state petseg cannot read (a foreign or damaged file) is ignored, as one of other settings
+            note(f"{name}: ignoring {resume}, not a readable state ({' '.join(str(err).split())[:120]})")
+            state = {}
+        if isinstance(state, dict) and state.get("run_id") == run_id:  # a state of other settings is ignored, not half-reused
             run.net.load_state_dict(state["model"])
             run.optimizer.load_state_dict(state["optimizer"])
             run.scheduler.load_state_dict(state["scheduler"])

@@ -246,7 +246,9 @@ def validate(raw: Any) -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as err:
-        raise ParamError(_message(Params, err.errors()[0])) from None
+        errors = err.errors()  # a union's first error is its first member's: prefer "not finite" to "not an integer"
+        error = next((e for e in errors if e["type"] == "finite_number"), errors[0])
+        raise ParamError(_message(Params, error)) from None
     _check_across_sections(params)
     return params
 

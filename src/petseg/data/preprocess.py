@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from petseg.core.errors import PetsegError
-from petseg.core.io import write_csv
+from petseg.core.io import whole_outputs, write_csv
 from petseg.core.progress import note, progress
 from petseg.data.arrays import save_array
 from petseg.data.decode import BadFile, load_pair
@@ -35,7 +35,9 @@ def preprocess(raw_dir: Path, out_dir: Path, image_size: int, valid_fraction: fl
     """
     out_dir, splits = Path(out_dir), official_splits(raw_dir, valid_fraction, seed)
     manifest, skipped, counts = [], [], {}
-    with Pool(workers) if workers > 1 else _Serial() as pool:
+    # whole or nothing: the arrays and tables are renamed into place together at the end, so an error or
+    # Ctrl-C never leaves new arrays of one split beside old ones of another
+    with whole_outputs() as outputs, Pool(workers) if workers > 1 else _Serial() as pool:
         for split, stems in splits.items():
             images, masks = [], []
             jobs = [(raw_dir, stem, image_size, min_side, max_pixels) for stem in stems]
@@ -51,16 +53,17 @@ def preprocess(raw_dir: Path, out_dir: Path, image_size: int, valid_fraction: fl
                 manifest.append({"stem": stem, "split": split, "height": pair[2][0], "width": pair[2][1]})
             if not images:
                 raise PetsegError(f"split {split!r} is empty ({len(stems)} listed, all skipped or none listed): "
-                                 f"check {raw_dir}/annotations")
-            save_array(out_dir / f"{split}_images.npy", np.stack(images))
-            save_array(out_dir / f"{split}_masks.npy", np.stack(masks))
+                                  f"check {raw_dir}/annotations")
+            save_array(outputs.path(out_dir / f"{split}_images.npy"), np.stack(images))
+            save_array(outputs.path(out_dir / f"{split}_masks.npy"), np.stack(masks))
             counts[split] = len(images)
-    largest = max(max(row["height"], row["width"]) for row in manifest)
-    if image_size > largest:  # e.g. the 256 px profile on a copy whose photos are at most 160 px
-        print(f"warning: preprocess.image_size {image_size} is larger than every photo (longest side at most "
-              f"{largest} px): all are upscaled", file=sys.stderr, flush=True)
-    write_csv(out_dir / "manifest.csv", manifest)
-    write_csv(out_dir / "skipped.csv", skipped, fieldnames=["stem", "split", "reason"])
+            del images, masks
+        largest = max(max(row["height"], row["width"]) for row in manifest)
+        if image_size > largest:  # e.g. the 256 px profile on a copy whose photos are at most 160 px
+            print(f"warning: preprocess.image_size {image_size} is larger than every photo (longest side at most "
+                  f"{largest} px): all are upscaled", file=sys.stderr, flush=True)
+        write_csv(outputs.path(out_dir / "manifest.csv"), manifest)
+        write_csv(outputs.path(out_dir / "skipped.csv"), skipped, fieldnames=["stem", "split", "reason"])
     return counts | {"skipped": len(skipped)}
 
 

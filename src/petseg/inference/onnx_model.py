@@ -92,7 +92,7 @@ def load_onnx(path: Path) -> tuple[OnnxModel, dict]:
         raise ModelFileError(f"{path}: its {METADATA_KEY!r} metadata_props is not petseg's JSON") from None
     if missing:
         raise ModelFileError(f"{path}: its {METADATA_KEY!r} metadata_props lacks {', '.join(missing)}")
-    if meta["model"] not in MODELS:
+    if not isinstance(meta["model"], str) or meta["model"] not in MODELS:
         raise ModelFileError(f"{path}: records model {str(meta['model'])[:40]!r}; petseg's are {', '.join(MODELS)}")
     check_image_size(meta["image_size"], path)
     from_record(meta, path)  # threshold and TTA checked now, before any photo is read

@@ -81,7 +81,9 @@ def check_out_dir(out_dir: Path, inputs: list[Path]) -> None:
                               "would be read as photos by the next run: choose a folder outside it")
 
 
-KEEP_DECODED = 4_000_000  # photos up to this many pixels are kept from decoding to writing; larger ones are decoded again
+# photos up to this many pixels are kept from decoding to writing; larger ones are decoded again, so that a
+# batch never holds more than one full-size large photo
+KEEP_DECODED = 4_000_000
 
 
 def predict_photos(model, image_size: int, photos: list[Path], out_dir: Path, settings: Settings,

@@ -28,7 +28,7 @@ def settings(params):
 
 def run(args, params) -> str:
     from petseg.core.device import announce, best_device, recorded_precision
-    from petseg.core.io import write_csv, write_json
+    from petseg.core.io import whole_outputs, write_csv, write_json
     from petseg.data.arrays import load_split, skipped_of
     from petseg.data.folder import load_folder
     from petseg.inference.scoring import evaluate_model
@@ -36,22 +36,30 @@ def run(args, params) -> str:
     loaded = [(path, *load_checkpoint(path)) for path in args.checkpoint]  # every file checked before any work
     given, bootstrap = settings(params)
     results, split, device = {}, None, best_device()
-    for path, model, meta in loaded:
-        precision = recorded_precision(meta, device)
-        announce("evaluate", device, precision)
-        if args.folder is not None:
-            split, skipped = load_folder(args.folder, meta["image_size"], args.list)
-        elif split is None:
-            split, skipped = load_split(args.data, args.split), skipped_of(args.data, args.split)
-        results[meta["model"]], per_image, breeds = evaluate_model(
-            model.to(device), split, given, precision, args.folder or args.raw, bootstrap, skipped)
-        if args.per_image_dir:
-            write_csv(Path(args.per_image_dir) / f"test_dice_{meta['model']}.csv", per_image)
-            write_csv(Path(args.per_image_dir) / f"test_breeds_{meta['model']}.csv", breeds,
-                      fieldnames=BREED_FIELDS)
+    tables = []
+    with whole_outputs(args.checkpoint) as outputs:  # the JSON and the tables together, or none of them
+        if args.out:
+            outputs.reserve(args.out)
+        for path, model, meta in loaded:
+            if args.per_image_dir:
+                for kind in ("dice", "breeds"):
+                    outputs.reserve(Path(args.per_image_dir) / f"test_{kind}_{meta['model']}.csv")
+        for path, model, meta in loaded:
+            precision = recorded_precision(meta, device)
+            announce("evaluate", device, precision)
+            if args.folder is not None:
+                split, skipped = load_folder(args.folder, meta["image_size"], args.list)
+            elif split is None:
+                split, skipped = load_split(args.data, args.split), skipped_of(args.data, args.split)
+            results[meta["model"]], per_image, breeds = evaluate_model(
+                model.to(device), split, given, precision, args.folder or args.raw, bootstrap, skipped)
+            if args.per_image_dir:
+                write_csv(outputs.path(Path(args.per_image_dir) / f"test_dice_{meta['model']}.csv"), per_image)
+                write_csv(outputs.path(Path(args.per_image_dir) / f"test_breeds_{meta['model']}.csv"), breeds,
+                          fieldnames=BREED_FIELDS)
+        if args.out:
+            write_json(outputs.path(args.out), results)
     print(json.dumps(results, indent=2))
-    if args.out:
-        write_json(args.out, results)
     return " | ".join(f"{name}: Dice {r['dice']:.4f} on {r['n_images']} images ({r['n_skipped']} skipped)"
                       for name, r in results.items())
 

@@ -17,7 +17,7 @@ PARAMS = "if present"  # needed only for the model cards
 
 
 def run(args, params) -> str:
-    from petseg.core.io import atomic_path
+    from petseg.core.io import whole_outputs
     from petseg.inference import settings as inference
     from petseg.inference.onnx_export import PARITY_TOLERANCE, check_parity, export_onnx, parity_photos
     from petseg.models.checkpoint import load_checkpoint
@@ -34,22 +34,30 @@ def run(args, params) -> str:
         evaluated, counts = json.loads(Path(args.metrics).read_text()), json.loads(Path(args.counts).read_text())
     photos, source = parity_photos(args.photos)
     done = []
-    for i, ((path, model, meta), out) in enumerate(zip(loaded, outs)):
-        print(f"petseg export: {path} -> {out}", file=sys.stderr, flush=True)
-        with atomic_path(out) as tmp:  # a model that fails its check never replaces the one there
+    inputs = [*args.checkpoint, *([args.metrics, args.counts, *args.trained] if args.cards is not None else [])]
+    # whole or nothing: the ONNX models and cards are renamed into place together, once every one passed
+    with whole_outputs(inputs) as outputs:
+        cards = [Path(args.cards) / f"{meta['model']}.md" for _, _, meta in loaded] if args.cards is not None else []
+        for final in [*outs, *cards]:
+            outputs.reserve(final)  # an output onto a checkpoint or onto another output is refused before any work
+        for i, ((path, model, meta), out) in enumerate(zip(loaded, outs)):
+            print(f"petseg export: {path} -> {out}", file=sys.stderr, flush=True)
+            tmp = outputs.path(out)  # a model that fails its check never replaces the one there
             export_onnx(model, meta | settings.record(), tmp)
-            parity = check_parity(model, tmp, photos, meta["image_size"])
-        print(f"petseg export: {out}: largest |logit difference| from PyTorch "
-              + ", ".join(f"{diff:.1e} at {shape} px" for shape, diff in parity.items()), file=sys.stderr)
-        done.append(f"{out} (max logit difference {max(parity.values()):.1e})")
-        if args.cards is not None:
-            name = meta["model"]
-            trained = json.loads(Path(args.trained[i]).read_text())
-            card = model_card(name, meta, settings, params, counts, trained, evaluated[name], parity, source,
-                              PARITY_TOLERANCE)
-            with atomic_path(Path(args.cards) / f"{name}.md") as tmp:
-                tmp.write_text(card)
-            done.append(f"{Path(args.cards) / f'{name}.md'}")
+            try:
+                parity = check_parity(model, tmp, photos, meta["image_size"])
+            except PetsegError as err:  # named by the file the user asked for, not the temporary one
+                raise PetsegError(str(err).replace(str(tmp), str(out))) from None
+            print(f"petseg export: {out}: largest |logit difference| from PyTorch "
+                  + ", ".join(f"{diff:.1e} at {shape} px" for shape, diff in parity.items()), file=sys.stderr)
+            done.append(f"{out} (max logit difference {max(parity.values()):.1e})")
+            if args.cards is not None:
+                name = meta["model"]
+                trained = json.loads(Path(args.trained[i]).read_text())
+                card = model_card(name, meta, settings, params, counts, trained, evaluated[name], parity, source,
+                                  PARITY_TOLERANCE)
+                outputs.path(cards[i]).write_text(card)
+                done.append(f"{cards[i]}")
     return "wrote " + ", ".join(done) + f"; checked with onnxruntime on {source}"
 
 

@@ -65,6 +65,12 @@ def onnx_model(path: Path, meta, graph: str = "ok") -> Path:
         nodes.append(helper.make_node("Identity", ["t"], ["logits"]))
     elif graph == "wrong shape":
         nodes.append(helper.make_node("ReduceMean", ["t"], ["logits"], axes=[2, 3], keepdims=1))
+    elif graph == "memory":  # asks for 160 GB at run time
+        size = helper.make_tensor("s", TensorProto.INT64, [1], [40_000_000_000])
+        nodes += [helper.make_node("Constant", [], ["size"], value=size),
+                  helper.make_node("ConstantOfShape", ["size"], ["big"]),
+                  helper.make_node("ReduceSum", ["big"], ["total"], keepdims=1),
+                  helper.make_node("Add", ["t", "total"], ["logits"])]
     elif graph == "fails":  # a reshape no input fits: onnxruntime fails at run time
         shape = helper.make_tensor("s", TensorProto.INT64, [2], [7, -1])
         nodes += [helper.make_node("Constant", [], ["shape"], value=shape),
@@ -204,6 +210,27 @@ def test_an_onnx_graph_that_fails_or_returns_another_shape_is_one_line(tmp_path,
     line = one_line(petseg("predict", tmp_path / "cat.png", "--model", path, "--out", tmp_path / "out"))
     assert line.startswith(f"petseg predict: error: {path}: ") and message in line
     assert not (tmp_path / "out").exists()
+
+
+def test_an_onnx_graph_that_asks_for_160_gb_is_one_line_under_a_memory_limit(tmp_path):
+    path = onnx_model(tmp_path / "m.onnx", META, "memory")
+    photo(tmp_path / "cat.png")
+    line = one_line(petseg("predict", tmp_path / "cat.png", "--model", path, "--out", tmp_path / "out", limit_gb=2))
+    assert line.startswith(f"petseg predict: error: {path}: onnxruntime failed running it on (1, 64, 64, 3) photos")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_archive_over_the_member_limit_is_refused_before_extracting(tmp_path, monkeypatch):
+    import tarfile
+
+    from petseg.data import archives
+    folder = small_folder(tmp_path / "pets")
+    with tarfile.open(tmp_path / "images.tar.gz", "w:gz") as tar:
+        tar.add(folder / "images", arcname="images")
+    monkeypatch.setattr(archives, "MAX_ARCHIVE_MEMBERS", 2)  # 3 photos and their folder
+    with pytest.raises(archives.DownloadError, match="unsafe member refused, nothing extracted \\(over 2 members"):
+        archives.extract({"images.tar.gz": tmp_path / "images.tar.gz"}, tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
 
 
 def checkpoint(path: Path, **payload) -> Path:

@@ -70,7 +70,7 @@ def run(args, params) -> str:
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
     if not written and skipped:
-        raise PetsegError(f"none of the {len(skipped)} photos could be read")
+        raise PetsegError(f"none of the {len(skipped)} photos could be used (each skipped above)")
     return f"wrote masks and overlays of {len(written)} photos to {args.out}; skipped {len(skipped)}"
 
 

@@ -243,7 +243,7 @@ def run_bench(raw_dir: Path, train: Split, valid: Split, params: Params, repeats
             result["train_step_img_per_s"][f"{name}@{px}"] = {"fp32_nchw": slow, "petseg": fast,
                                                               "speedup": fast / slow}
     name, arch = "unet", archs["unet"]
-    # The straightforward epoch decodes the validation photos per sample too, as the seed did.
+    # The straightforward epoch decodes the validation photos per sample too, as the reference did.
     slow = epoch_seconds(straightforward, DecodingDataset(raw_dir, valid.stems, size, None), name, arch, batch,
                          workers, plain, device, repeats)
     fast = epoch_seconds(arrays, SegmentationDataset(valid), name, arch, batch, workers, lean, device, repeats)

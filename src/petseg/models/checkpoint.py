@@ -43,7 +43,8 @@ def load_checkpoint(path: Path, expected_model: str | None = None) -> tuple[nn.M
     """Rebuild the model a checkpoint describes; refuses pickled code (weights_only)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{path}: no such checkpoint file (`dvc checkout {path}` restores it from the DVC "
+                              "cache, `dvc pull` from a remote you set up, `dvc repro` trains it)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError) as err:

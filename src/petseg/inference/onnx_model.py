@@ -39,7 +39,7 @@ class OnnxModel:
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images, dtype=np.uint8)})[0]
 
     def probabilities(self, images: np.ndarray, batch_size: int, tta_hflip: bool = False) -> np.ndarray:
-        """(N, H, W) sigmoid probabilities, as `petseg.inference.scoring.predict_probabilities` computes them: with
+        """(N, H, W) sigmoid probabilities, as `petseg.inference.predictor.predict_probabilities` computes them: with
         `tta_hflip`, the mean of those of each photo and of its mirror image (mirrored back)."""
         out = []
         for start in range(0, len(images), batch_size):

@@ -1,7 +1,7 @@
 # make setup: the virtual environment in .venv (idempotent). make repro: the whole pipeline.
 # make test: the test suite (what CI runs). make browser: Debian's Chromium, for the browser test.
 # make queue JOBS=N: run the queued experiments N at a time, each with its share of the cores.
-# make compare: the experiments side by side in 200 columns (both test Dice values and the params that differ).
+# make compare: the experiments side by side in 80 columns (petseg compare: Dice with intervals, epochs, minutes, changed params).
 # make full-cpu DATA=/path/to/oxford-pets: the whole dataset on a 2-core CPU in about an hour with bf16 (profiles/full-cpu.yaml).
 # make full: the full-scale profile (profiles/full.yaml: official archives, 256 px, seed widths) as a DVC experiment.
 VENV := .venv
@@ -40,10 +40,5 @@ JOBS ?= 1
 queue: setup
 	OMP_NUM_THREADS=$$(( $$(nproc) / $(JOBS) > 0 ? $$(nproc) / $(JOBS) : 1 )) dvc queue start -j $(JOBS)
 
-# dvc exp show --only-changed without the columns that crowd out the Dice: Created, the preprocessing counts,
-# the other evaluate metrics, the tune and train metrics (their names repeat, so DVC prefixes them with
-# metrics/) and the dependency hashes
-COMPARE_DROP := Created|(train|valid|test|skipped)$$|\w+\.(mean_image_dice|iou|pixel_accuracy|n_images|parameters|inference_ms_per_image|dice_ci_low|dice_ci_high|dice_original_resolution)$$|(data|models|plots|src|metrics)/
-
 compare: setup
-	dvc exp show --no-pager --only-changed --drop '$(COMPARE_DROP)'
+	petseg compare

@@ -74,7 +74,9 @@ def test_the_shipped_params_are_valid():
 def test_evaluate_missing_checkpoint_is_one_line(tmp_path):
     result = petseg("evaluate", "--checkpoint", str(tmp_path / "nope.pt"))
     assert result.returncode == 1
-    assert result.stderr.strip() == f"petseg evaluate: error: {tmp_path / 'nope.pt'}: no such checkpoint file"
+    assert result.stderr.strip() == (f"petseg evaluate: error: {tmp_path / 'nope.pt'}: no such checkpoint file "
+                                     f"(`dvc checkout {tmp_path / 'nope.pt'}` restores it from the DVC cache, "
+                                     "`dvc pull` from a remote you set up, `dvc repro` trains it)")
 
 
 def test_evaluate_refuses_a_file_that_is_no_checkpoint(tmp_path):

@@ -93,3 +93,12 @@ def test_a_reader_that_stops_early_gets_no_error():
     os.close(write_end)
     assert result.returncode == 141
     assert result.stderr == ""
+
+
+def test_the_plot_templates_name_the_models_as_petseg_does():
+    """The vega templates turn file names into the names people read; they match petseg.models.spec.MODELS."""
+    from petseg.models.spec import MODELS
+    for template in (REPO / ".dvc" / "plots").glob("*.json"):
+        steps = {step["as"]: step["calculate"] for step in json.loads(template.read_text())["transform"]}
+        for name, shown in MODELS.items():
+            assert f"datum.stem == '{name}' ? '{shown}'" in steps["model"], template.name

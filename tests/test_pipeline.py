@@ -53,8 +53,7 @@ def make_project(root: Path, tiny_archives) -> Path:
     shutil.copy(REPO / ".dvc" / ".gitignore", root / ".dvc" / ".gitignore")
     if not (root / ".dvc" / "plots" / "offline.html").exists():
         write_template(root / ".dvc" / "plots" / "offline.html")
-    config = (REPO / ".dvc" / "config").read_text().replace("../../petseg-dvc-remote", "../remote")
-    (root / ".dvc" / "config").write_text(config)
+    shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")  # no remote: a clone trains its own models
     shutil.copytree(tiny_archives[0], root / "data" / "sample")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for section, values in TINY.items():

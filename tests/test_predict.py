@@ -66,16 +66,16 @@ def test_results_table_comes_from_the_metrics(tmp_path):
                         "parameters": 1942577, "inference_ms_per_image": 6.71}}
     table = results_table({"": metrics})
     # an older JSON without the later keys: blank cells, not an error
-    assert table.splitlines()[2] == "| UNet | 0.8312 |  | 0.8000 |  |  |  |  |  | 0.7100 | 149 |  | 1,942,577 | 6.7 |"
-    metrics["unet"] |= {"dice_ci_low": 0.81, "dice_ci_high": 0.85, "dice_original_resolution": 0.8299,
+    assert table.splitlines()[2] == "| UNet |  |  | 0.8312 |  | 0.8000 |  |  |  |  |  | 0.7100 | 149 |  | 1,942,577 | 6.7 |"
+    metrics["unet"] |= {"epochs": 22, "train_minutes": 4.55, "dice_ci_low": 0.81, "dice_ci_high": 0.85, "dice_original_resolution": 0.8299,
                         "dice_cat": 0.84, "dice_dog": 0.82751, "reference_dice": 0.83456, "boundary_iou": 0.61,
                         "n_skipped": 2}
     assert results_table({"": metrics}).splitlines()[2] == (
-        "| UNet | 0.8312 | 0.8100 to 0.8500 | 0.8000 | 0.8346 | 0.6100 | 0.8299 | 0.8400 | 0.8275 | 0.7100 | 149 | 2 "
+        "| UNet | 22 | 4.5 | 0.8312 | 0.8100 to 0.8500 | 0.8000 | 0.8346 | 0.6100 | 0.8299 | 0.8400 | 0.8275 | 0.7100 | 149 | 2 "
         "| 1,942,577 | 6.7 |")
     two_runs = results_table({"sample": metrics, "full": metrics}).splitlines()
     assert two_runs[0].startswith("| run | model |") and len(two_runs) == 4
-    assert two_runs[2].startswith("| sample | UNet | 0.8312 |") and two_runs[3].startswith("| full | UNet |")
+    assert two_runs[2].startswith("| sample | UNet | 22 | 4.5 | 0.8312 |") and two_runs[3].startswith("| full | UNet |")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nold\n{END}\nrest\n")
     update_readme(readme, table)

@@ -18,7 +18,7 @@ from pathlib import Path
 from petseg.core.errors import ParamError, PetsegError
 
 STAGES = ["check", "download", "preprocess", "tune", "train", "evaluate", "visualize", "export"]
-TOOLS = ["predict", "report", "ablation", "plots-template", "bench", "profile", "make-sample"]
+TOOLS = ["predict", "report", "compare", "ablation", "plots-template", "bench", "profile", "make-sample"]
 # Bad input (params, files, checkpoints, a diverging loss: petseg's own errors) and the file system's errors
 # are shown as one line; PETSEG_DEBUG=1 shows the traceback too. Anything else is a bug and keeps its traceback.
 ERRORS = (PetsegError, OSError)

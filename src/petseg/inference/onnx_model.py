@@ -52,7 +52,7 @@ class OnnxModel:
         return logits
 
     def probabilities(self, images: np.ndarray, batch_size: int, tta_hflip: bool = False) -> np.ndarray:
-        """(N, H, W) sigmoid probabilities, as `petseg.inference.scoring.predict_probabilities` computes them: with
+        """(N, H, W) sigmoid probabilities, as `petseg.inference.predictor.predict_probabilities` computes them: with
         `tta_hflip`, the mean of those of each photo and of its mirror image (mirrored back)."""
         out = []
         for start in range(0, len(images), batch_size):

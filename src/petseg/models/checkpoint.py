@@ -98,7 +98,8 @@ def load_checkpoint(path: Path, expected_model: str | None = None) -> tuple[nn.M
     meta device (petseg.core.limits)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{path}: no such checkpoint file (`dvc checkout {path}` restores it from the DVC "
+                              "cache, `dvc pull` from a remote you set up, `dvc repro` trains it)")
     check_zip(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -18,7 +18,7 @@ def run(args, params) -> str:
     runs = {}
     for given in args.metrics or ["metrics/evaluate.json"]:
         label, _, path = given.rpartition("=")
-        runs[label] = json.loads(Path(path).read_text())
+        runs[label] = with_training(json.loads(Path(path).read_text()), Path(path).parent)
     table = results_table(runs)
     print(table)
     if args.readme:
@@ -26,8 +26,20 @@ def run(args, params) -> str:
     return f"results table from {len(runs)} evaluate JSON" + (f", written into {args.readme}" if args.readme else "")
 
 
+def with_training(evaluate: dict, folder: Path) -> dict:
+    """Each model's entry with its epochs and training minutes, from train_MODEL.json beside the evaluate JSON
+    (the pipeline's metrics/ layout), where there is one."""
+    out = {}
+    for name, scores in evaluate.items():
+        trained = folder / f"train_{name}.json"
+        record = json.loads(trained.read_text()) if trained.is_file() else {}
+        minutes = record["train_seconds"] / 60 if "train_seconds" in record else None
+        out[name] = scores | {"epochs": record.get("epochs"), "train_minutes": minutes}
+    return out
+
+
 COLUMNS = [  # (header, key, format): blank where a run's JSON predates the key
-    ("test Dice", "dice", "{:.4f}"), ("per-image Dice", "mean_image_dice", "{:.4f}"),
+    ("epochs", "epochs", "{}"), ("train min", "train_minutes", "{:.1f}"), ("test Dice", "dice", "{:.4f}"), ("per-image Dice", "mean_image_dice", "{:.4f}"),
     ("reference protocol", "reference_dice", "{:.4f}"), ("boundary IoU", "boundary_iou", "{:.4f}"),
     ("Dice at original size", "dice_original_resolution", "{:.4f}"), ("cats", "dice_cat", "{:.4f}"),
     ("dogs", "dice_dog", "{:.4f}"), ("IoU", "iou", "{:.4f}"), ("test images", "n_images", "{}"),
@@ -38,13 +50,14 @@ COLUMNS = [  # (header, key, format): blank where a run's JSON predates the key
 def results_table(runs: dict[str, dict]) -> str:
     """One row per model of each run ({label: evaluate JSON}); a `run` column when there are labels."""
     labelled = any(runs)
-    headers = (["run"] if labelled else []) + ["model", COLUMNS[0][0], "95% interval"] + [c[0] for c in COLUMNS[1:]]
+    headers = (["run"] if labelled else []) + ["model"] + [c[0] for c in COLUMNS[:3]] + ["95% interval"] + \
+        [c[0] for c in COLUMNS[3:]]
     lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
     for label, evaluate in runs.items():
         for name, r in evaluate.items():
             interval = f"{r['dice_ci_low']:.4f} to {r['dice_ci_high']:.4f}" if "dice_ci_low" in r else ""
             cells = ["" if r.get(key) is None else fmt.format(r[key]) for _, key, fmt in COLUMNS]
-            row = ([label] if labelled else []) + [display_name(name), cells[0], interval] + cells[1:]
+            row = ([label] if labelled else []) + [display_name(name)] + cells[:3] + [interval] + cells[3:]
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

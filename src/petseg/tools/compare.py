@@ -1,0 +1,139 @@
+"""`petseg compare`: experiments and branches side by side, from `dvc exp show --json`: both models' test
+Dice with its interval, the epochs and training minutes, and the params that differ; text that fits 80
+columns, Markdown or CSV."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from pathlib import Path
+
+from petseg.core.errors import PetsegError
+from petseg.models.spec import MODELS, display_name
+
+HELP = ("experiments (and branches with -A) side by side: test Dice with intervals, epochs, minutes and the "
+        "params that differ. Example: petseg compare -A --format markdown")
+PARAMS = "never"
+EVALUATE, WIDTH = "metrics/evaluate.json", 80
+
+
+def revisions(shown: list[dict]) -> list[dict]:
+    """Each revision of `dvc exp show --json` (the workspace, commits, their experiments), flattened."""
+    out = []
+    for entry in shown:
+        if entry.get("data"):
+            out.append(entry)
+        for experiment in entry.get("experiments") or []:
+            out += revisions(experiment.get("revs") or [])
+    return out
+
+
+def flat(tree: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}"""
+    items = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            items |= flat(value, f"{prefix}{key}.")
+        else:
+            items[prefix + key] = value
+    return items
+
+
+def table(shown: list[dict]):
+    """One row per revision that has test metrics: run; per model `MODEL dice`, `low`, `high`, `epochs`,
+    `minutes`; then the params that differ between the rows, by their dotted keys (a pandas DataFrame)."""
+    import pandas as pd
+    rows = []
+    for rev in revisions(shown):
+        data = rev["data"]
+        metrics = {path: entry.get("data") or {} for path, entry in (data.get("metrics") or {}).items()}
+        if not metrics.get(EVALUATE):
+            continue
+        params = flat(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
+        row = {"run": rev.get("name") or (rev["rev"] if rev["rev"] == "workspace" else str(rev["rev"])[:7])}
+        for name in MODELS:
+            scores = metrics[EVALUATE].get(name, {})
+            seconds = [metrics.get(f"metrics/{kind}_{name}.json", {}).get(key)
+                       for kind, key in (("tune", "tune_seconds"), ("train", "train_seconds"))]
+            row |= {f"{name} dice": scores.get("dice"), f"{name} low": scores.get("dice_ci_low"),
+                    f"{name} high": scores.get("dice_ci_high"), f"{name} epochs": params.get(f"{name}.epochs"),
+                    f"{name} minutes": sum(s for s in seconds if s) / 60 if any(seconds) else None}
+        rows.append(row | {f"param:{key}": value for key, value in params.items()})
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        raise PetsegError("dvc exp show: no revision with metrics/evaluate.json (run `dvc exp run` first)")
+    params = [c for c in frame.columns if c.startswith("param:")]
+    varying = [c for c in params if frame[c].astype(str).nunique() > 1]
+    return frame.drop(columns=[c for c in params if c not in varying]).rename(columns=lambda c: c.removeprefix("param:"))
+
+
+def missing(value) -> bool:
+    return value is None or value != value  # None, or pandas' NaN
+
+
+def dice_cell(row, name: str) -> str:
+    """`0.8469 (0.833-0.860)`: the Dice and its interval."""
+    dice, low, high = row[f"{name} dice"], row[f"{name} low"], row[f"{name} high"]
+    if missing(dice):
+        return "-"
+    return f"{dice:.4f}" + ("" if missing(low) else f" ({low:.3f}-{high:.3f})")
+
+
+def summary(frame) -> list[dict]:
+    """What the text and Markdown show: run, Dice with interval per model, epochs, minutes, changed params."""
+    changed = [c for c in frame.columns if c != "run" and " " not in c]
+    out = []
+    for _, row in frame.iterrows():
+        epochs = [row[f"{n} epochs"] for n in MODELS]
+        minutes = [row[f"{n} minutes"] for n in MODELS]
+        out.append({"run": row["run"], **{display_name(n): dice_cell(row, n) for n in MODELS},
+                    "epochs": "/".join("-" if missing(e) else str(int(e)) for e in epochs),
+                    "minutes": "/".join("-" if missing(m) else f"{m:.0f}" for m in minutes),
+                    "changed": " ".join(f"{c}={row[c]}" for c in changed)})
+    return out
+
+
+def as_text(rows: list[dict]) -> str:
+    """A fixed-width table within 80 columns; each run's changed params on the lines below it."""
+    models = [display_name(n) for n in MODELS]
+    widths = {"run": 14, **{m: 20 for m in models}, "epochs": 6, "minutes": 7}
+    header = " ".join(f"{key:<{w}}" for key, w in widths.items()).rstrip()
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(" ".join(f"{str(row[key])[:w]:<{w}}" for key, w in widths.items()).rstrip())
+        if row["changed"]:
+            lines += textwrap.wrap(row["changed"], WIDTH, initial_indent="  ", subsequent_indent="  ")
+    return "\n".join(lines)
+
+
+def as_markdown(rows: list[dict]) -> str:
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
+    lines += ["| " + " | ".join(str(row[k]).replace("|", "\\|") for k in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def run(args, params) -> str:
+    if args.json is not None:
+        shown = json.loads(Path(args.json).read_text())
+    else:
+        result = subprocess.run(["dvc", "exp", "show", "--json", *(["-A"] if args.all_branches else [])],
+                                capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            raise PetsegError(f"dvc exp show failed: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
+        shown = json.loads(result.stdout)
+    frame = table(shown)
+    if args.format == "csv":
+        print(frame.to_csv(index=False), end="")
+    else:
+        rows = summary(frame)
+        print(as_markdown(rows) if args.format == "markdown" else as_text(rows))
+    return f"{len(frame)} runs compared"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("-A", "--all-branches", action="store_true", help="also every branch's last commit")
+    p.add_argument("--format", choices=["text", "markdown", "csv"], default="text",
+                   help="text: fits 80 columns (default); markdown; csv: every number and every differing param")
+    p.add_argument("--json", type=Path, help="read this saved `dvc exp show --json` instead of running it")

@@ -1,0 +1,67 @@
+"""`petseg compare`: experiments side by side, from the JSON of `dvc exp show --json`."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+from tests.conftest import REPO
+
+
+def revision(rev: str, name: str | None, lr: float, epochs: int, dice: float, seconds: float | None = 600.0) -> dict:
+    params = {"seed": 42, "lr": lr, "unet": {"base_channels": 16, "epochs": epochs},
+              "resnet34_unet": {"decoder_channels": 32, "epochs": 11}, "train": {"batch_size": 8}}
+    evaluate = {"unet": {"dice": dice, "dice_ci_low": dice - 0.01, "dice_ci_high": dice + 0.01},
+                "resnet34_unet": {"dice": dice - 0.04, "dice_ci_low": dice - 0.05, "dice_ci_high": dice - 0.03}}
+    metrics = {"metrics/evaluate.json": {"data": evaluate}}
+    if seconds is not None:
+        for model in ("unet", "resnet34_unet"):
+            metrics[f"metrics/train_{model}.json"] = {"data": {"train_seconds": seconds}}
+            metrics[f"metrics/tune_{model}.json"] = {"data": {"tune_seconds": 60.0}}
+    return {"rev": rev, "name": name, "data": {"rev": rev, "params": {"params.yaml": {"data": params}},
+                                               "metrics": metrics}, "error": None, "experiments": None}
+
+
+SHOWN = [revision("workspace", None, 0.001, 22, 0.8469),
+         dict(revision("c5f5f491e3acc7117e8798b0d6a1fd3f7f2c39f3", "main", 0.001, 22, 0.8469),
+              experiments=[{"revs": [revision("0bd6b3e5d53a", "lr-3e-4-with-a-long-name", 0.0003, 22, 0.8123),
+                                     revision("1ce7f4e5d53a", "epochs-40", 0.001, 40, 0.8612, None)],
+                            "name": "x"}])]
+
+
+def compare(tmp_path, *args) -> subprocess.CompletedProcess:
+    path = tmp_path / "show.json"
+    path.write_text(json.dumps(SHOWN))
+    return subprocess.run([sys.executable, "-m", "petseg", "compare", "--json", str(path), *args], cwd=REPO,
+                          capture_output=True, text=True)
+
+
+def test_the_text_fits_80_columns_with_dice_intervals_epochs_minutes_and_changed_params(tmp_path):
+    result = compare(tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, result.stdout
+    assert lines[0].split()[:4] == ["run", "UNet", "ResNet34-UNet", "epochs"]
+    rows = {line.split()[0]: line for line in lines[2:] if not line.startswith("  ")}
+    assert set(rows) == {"workspace", "main", "lr-3e-4-with-a", "epochs-40"}  # the name cut to its column
+    assert "0.8469 (0.837-0.857)" in rows["main"] and "0.8069 (0.797-0.817)" in rows["main"]
+    assert rows["main"].split()[-2:] == ["22/11", "11/11"]  # epochs; minutes: tune + train, per model
+    assert rows["epochs-40"].split()[-2:] == ["40/11", "-/-"]  # no timings recorded
+    changed = lines[lines.index(rows["epochs-40"]) + 1]
+    assert changed.split() == ["lr=0.001", "unet.epochs=40"]  # only the params that differ, every run
+    assert "batch_size" not in result.stdout and "seed" not in result.stdout
+    assert result.stderr.strip().endswith("s)") and "4 runs compared" in result.stderr
+
+
+def test_markdown_and_csv_hold_the_same_numbers(tmp_path):
+    markdown = compare(tmp_path, "--format", "markdown").stdout.splitlines()
+    assert markdown[0] == "| run | UNet | ResNet34-UNet | epochs | minutes | changed |"
+    assert "| lr-3e-4-with-a-long-name | 0.8123 (0.802-0.822) | 0.7723 (0.762-0.782) | 22/11 | 11/11 |" in markdown[4]
+    frame = pd.read_csv(io.StringIO(compare(tmp_path, "--format", "csv").stdout))
+    assert list(frame["run"]) == ["workspace", "main", "lr-3e-4-with-a-long-name", "epochs-40"]
+    assert list(frame["unet dice"]) == [0.8469, 0.8469, 0.8123, 0.8612]
+    assert {"lr", "unet.epochs"} <= set(frame.columns) and "seed" not in frame.columns

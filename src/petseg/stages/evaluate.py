@@ -36,7 +36,6 @@ def run(args, params) -> str:
     loaded = [(path, *load_checkpoint(path)) for path in args.checkpoint]  # every file checked before any work
     given, bootstrap = settings(params)
     results, split, device = {}, None, best_device()
-    tables = []
     with whole_outputs(args.checkpoint) as outputs:  # the JSON and the tables together, or none of them
         if args.out:
             outputs.reserve(args.out)

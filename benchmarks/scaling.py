@@ -104,6 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=12, help="tune.n_trials of each study")
     parser.add_argument("--epochs", type=int, default=4, help="UNet training epochs")
+    parser.add_argument("--image-size", type=int, help="preprocess.image_size (default: params.yaml's)")
     args = parser.parse_args()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     with tempfile.TemporaryDirectory() as folder, throwaway_server() as server:
@@ -111,10 +112,11 @@ def main() -> None:
         raw, processed = tmp / "raw", tmp / "processed"
         extract({name: REPO / "data" / "sample" / name for name in ARCHIVES}, raw)
         pre = params["preprocess"]
-        preprocess(raw, processed, pre["image_size"], pre["valid_fraction"], seed=params["seed"])
+        size = args.image_size or pre["image_size"]
+        preprocess(raw, processed, size, pre["valid_fraction"], seed=params["seed"])
         tune = [tuning(processed, server, workers, args.trials, tmp) for workers in (1, 2)]
         train = [training(processed, nodes, args.epochs, tmp) for nodes in (1, 2)]
-    print(f"CPU: {cpu_description()}, {CORES} cores; load average before the last run "
+    print(f"CPU: {cpu_description()}, {CORES} cores; {size} px; load average at the end "
           f"{os.getloadavg()[0]:.1f}\n")
     print("| tune processes | trials | trial epochs | wall s | trials per hour |\n|---|---|---|---|---|")
     for r in tune:

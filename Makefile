@@ -1,5 +1,6 @@
 # make setup: the virtual environment in .venv (idempotent). make repro: the whole pipeline.
 # make test: the test suite (what CI runs). make browser: Debian's Chromium, for the browser test.
+# make postgres: Debian's PostgreSQL server, for the tests of a study shared through it (docs/scaling.md).
 # make queue JOBS=N: run the queued experiments N at a time, each with its share of the cores.
 # make compare: the experiments side by side in 80 columns (petseg compare: Dice with intervals, epochs, minutes, changed params).
 # make full-cpu DATA=/path/to/oxford-pets: the whole dataset on a 2-core CPU in about an hour with bf16 (profiles/full-cpu.yaml).
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup repro test browser full full-cpu queue compare
+.PHONY: setup repro test browser postgres full full-cpu queue compare
 
 setup: $(VENV)/.installed
 
@@ -28,6 +29,11 @@ test: setup
 
 browser:
 	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }
+
+# The tests start their own throwaway server (initdb in a temporary folder, a Unix socket only); the
+# package's own cluster is not used. Its binaries live in /usr/lib/postgresql/VERSION/bin, off PATH.
+postgres:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends postgresql; }
 
 full: setup
 	args=$$(petseg profile profiles/full.yaml) && dvc exp run -n full-scale $$args

@@ -1,4 +1,5 @@
-"""Shared fixtures: the project's own shipped sample, extracted once, and a tiny subset of it."""
+"""Shared fixtures: the project's own shipped sample, extracted once, a tiny subset of it, and a throwaway
+PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 from petseg.data.archives import ARCHIVES, extract  # noqa: E402
 from petseg.data.preprocess import preprocess  # noqa: E402
 from petseg.tools.make_sample import make_sample  # noqa: E402
+from tests.postgres import Postgres, server_programs, throwaway_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_ARCHIVES = {name: REPO / "data" / "sample" / name for name in ARCHIVES}
@@ -66,3 +68,15 @@ def tiny_processed(tiny_raw, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_processed")
     preprocess(tiny_raw, out, 64, 0.1, seed=42)
     return out
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Postgres:
+    """A throwaway PostgreSQL server for the session (tests/postgres.py); skipped where the server programs
+    are missing, unless PETSEG_REQUIRE_POSTGRES is set (CI, after `make postgres`)."""
+    if server_programs() is None:
+        if os.environ.get("PETSEG_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required here (PETSEG_REQUIRE_POSTGRES): run `make postgres`")
+        pytest.skip("no PostgreSQL server programs: `make postgres` installs Debian's")
+    with throwaway_server() as server:
+        yield server

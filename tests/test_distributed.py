@@ -1,9 +1,12 @@
-"""Past one process: DDP under torchrun (gloo on the CPU), and two tune workers sharing one study."""
+"""Past one process: DDP under torchrun (gloo on the CPU) on one node and on two, and two tune workers sharing
+one study."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +69,39 @@ def test_ddp_on_two_cpu_processes_matches_one_process(processed, tmp_path):
         assert abs(a["train_loss"] - b["train_loss"]) < TOLERANCE, (a, b)
         assert abs(a["valid_loss"] - b["valid_loss"]) < TOLERANCE, (a, b)
     assert json.loads((ddp / "metrics" / "train_unet.json").read_text())["epochs"] == 3
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_meet_through_c10d_rendezvous_and_match_one_process(processed, tmp_path):
+    """Two node processes on 127.0.0.1, each with its own checkout, as two machines would run them (docs/scaling.md);
+    the first hosts the rendezvous store. Rank 0, whichever node it lands on, writes the outputs there."""
+    single = project(tmp_path / "single", processed)
+    result = subprocess.run([sys.executable, "-m", "petseg", "train", "--model", "unet"], cwd=single,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    port, nodes = free_port(), [project(tmp_path / f"node{i}", processed) for i in range(2)]
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo")  # gloo's traffic on loopback too
+    procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+                               "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=petseg-test",
+                               f"--rdzv-conf=is_host={int(i == 0)}", "--local-addr=127.0.0.1",
+                               "--module", "petseg", "train", "--model", "unet"],
+                              cwd=node, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for i, node in enumerate(nodes)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-3000:] for _, err in outputs]
+    written = [node for node in nodes if (node / "models" / "unet.pt").exists()]
+    assert len(written) == 1  # only rank 0 writes
+    assert sum(err.count("petseg train: unet: best valid Dice") for _, err in outputs) == 1
+    one, two = rows(single), rows(written[0])
+    assert len(one) == len(two) == 3
+    for a, b in zip(one, two):
+        assert abs(a["train_loss"] - b["train_loss"]) < TOLERANCE, (a, b)
+        assert abs(a["valid_loss"] - b["valid_loss"]) < TOLERANCE, (a, b)
 
 
 def test_two_tune_workers_share_one_study_without_losing_or_repeating_a_trial(processed, tmp_path):

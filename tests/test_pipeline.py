@@ -434,3 +434,49 @@ def test_a_local_folder_source_is_tracked_by_dvc(tmp_path, tiny_archives, tiny_r
         "".join(f"{stem} 1 1 1\n" for stem in TINY_TEST[:-1]))  # one test photo fewer
     assert stages_run(run(["dvc", "repro", "preprocess"], root)) == {"download", "preprocess"}  # check: unchanged
     assert json.loads((root / "metrics/preprocess.json").read_text())["test"] == len(TINY_TEST) - 1
+
+
+def test_an_experiment_travels_through_a_git_remote_and_a_dvc_remote(project, postgres, tmp_path, tiny_archives,
+                                                                      monkeypatch):
+    """docs/scaling.md: machine A runs an experiment (its study on PostgreSQL, the password in PGPASSWORD only)
+    and pushes it; machine B pulls it, sees its Dice and gets byte-identical models. No file or log holds the
+    password."""
+    monkeypatch.setenv("PGPASSWORD", postgres.password)
+    url = postgres.create_database("travel")
+    origin, storage = tmp_path / "origin.git", tmp_path / "dvc-storage"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    logs = [run(["git", "init", "-q", "--bare", str(origin)], tmp_path)]
+    a = make_project(tmp_path / "a", tiny_archives)
+    # the cache of this module's project: the stages its repro ran with these params come back from the run cache
+    logs.append(run(["dvc", "cache", "dir", "--local", str(project / ".dvc" / "cache")], a))
+    for cmd in (["dvc", "remote", "add", "-d", "shared", str(storage)], ["git", "add", ".dvc/config"],
+                git + ["commit", "-qm", "shared remote"], ["git", "remote", "add", "origin", str(origin)],
+                ["git", "push", "-q", "origin", "HEAD:refs/heads/main"],
+                ["dvc", "exp", "run", "-n", "travel", "-S", f"tune.storage='{url}'", "-S", "unet.base_channels=8"],
+                ["dvc", "exp", "push", "origin", "travel"], ["dvc", "push"]):
+        logs.append(run(cmd, a))
+    assert "tune@unet" in stages_run(logs[-3]) and "preprocess" not in stages_run(logs[-3])  # (run cache)
+
+    b = tmp_path / "b"
+    logs.append(run(["git", "clone", "-q", "-b", "main", str(origin), str(b)], tmp_path))
+    logs.append(run(["dvc", "exp", "pull", "origin", "travel"], b))
+    table = run(["dvc", "exp", "show", "--json"], b)
+    logs.append(table)
+    experiments = {exp["name"]: exp["revs"][0]["data"] for rev in json.loads(table)
+                   for exp in (rev.get("experiments") or [])}
+    assert "travel" in experiments, table
+    data = experiments["travel"]
+    assert data["params"]["params.yaml"]["data"]["tune"]["storage"] == url
+    dice = {name: m["dice"] for name, m in data["metrics"]["metrics/evaluate.json"]["data"].items()}
+    assert dice == {name: m["dice"] for name, m in json.loads((a / "metrics/evaluate.json").read_text()).items()}
+    logs.append(run(["dvc", "exp", "apply", "travel"], b))
+    logs.append(run(["dvc", "pull"], b))
+    for path in MODEL_FILES + ["metrics/evaluate.json", "dvc.lock"]:
+        assert (b / path).read_bytes() == (a / path).read_bytes(), path
+    assert json.loads((b / "metrics/tune_unet.json").read_text())["n_trials"] == TINY["tune"]["n_trials"]
+
+    cache = project / ".dvc" / "cache"  # A's cache
+    files = [p for root in (a, b, storage, cache) for p in root.rglob("*") if p.is_file()]
+    assert {a / "params.yaml", a / "dvc.lock", b / "params.yaml", b / "dvc.lock", b / "metrics/tune_unet.json"} <= set(files)
+    assert not [p for p in files if postgres.password.encode() in p.read_bytes()]
+    assert not [log for log in logs if postgres.password in log]

@@ -30,7 +30,8 @@ def run(args, params) -> str:
     from petseg.core.io import write_csv, write_json
     from petseg.data.arrays import load_split
     from petseg.models.spec import model_path
-    from petseg.training.search import NO_TUNING, TRIALS_FIELDS, best_trial, open_storage, trials_table, tune_model
+    from petseg.training.search import (NO_TUNING, TRIALS_FIELDS, best_trial, open_storage, storage_errors,
+                                        trials_table, tune_model)
     names = args.model or list(MODELS)
     if len(names) > 1 and (args.metrics or args.plot):
         raise PetsegError("--metrics and --plot name one model's files: give one --model with them")
@@ -46,12 +47,14 @@ def run(args, params) -> str:
     announce("tune", best_device(), training_precision(params.train.amp, best_device()))
     summary = []
     for name, (metrics, plot) in outputs.items():
-        study = tune_model(name, params.model(name).architecture(), train, valid, tune=params.tune,
-                           train_params=params.train, augment=params.augment, seed=params.seed, storage=storage,
-                           fingerprint=tune_fingerprint(params, name, args.data))
-        best = best_trial(study)
+        with storage_errors(params.tune.storage):  # an RDB server that goes away mid-search
+            study = tune_model(name, params.model(name).architecture(), train, valid, tune=params.tune,
+                               train_params=params.train, augment=params.augment, seed=params.seed,
+                               storage=storage, fingerprint=tune_fingerprint(params, name, args.data))
+            best = best_trial(study)
+            rows = trials_table(study)
         write_json(metrics, best)
-        write_csv(plot, trials_table(study), fieldnames=TRIALS_FIELDS)
+        write_csv(plot, rows, fieldnames=TRIALS_FIELDS)
         summary.append(f"{name} best lr {best['best_lr']:.2e} (valid Dice {best['best_valid_dice']:.4f})")
     return "; ".join(summary)
 

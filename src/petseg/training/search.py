@@ -1,7 +1,7 @@
 """An Optuna search of a model's learning rate (the tune stage runs it for each model).
 
 The study lives in a storage (by default a journal file, Optuna's advice for several processes on
-one machine; any RDB URL for several machines), so a killed run continues where it stopped and
+one machine; an RDB URL such as PostgreSQL's for several machines), so a killed run continues where it stopped and
 several `petseg tune` processes can share one study: each trial slot is claimed in the storage,
 heartbeats retire the trials of dead processes, and a worker that finds the remaining slots taken
 waits for them instead of running extra trials.
@@ -9,6 +9,7 @@ waits for them instead of running extra trials.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import warnings
@@ -48,23 +49,77 @@ def study_name(model: str, settings: dict) -> str:
     return f"{model}-{fingerprint(settings)[:10]}"
 
 
+# The password of an RDB storage comes from the environment, never from tune.storage: params.yaml is committed
+# and `dvc exp show` prints it. PostgreSQL's client reads PGPASSWORD or ~/.pgpass itself; this variable serves
+# any RDB (MySQL too).
+PASSWORD_VARIABLE = "PETSEG_STORAGE_PASSWORD"
+
+
+def shown(url: str) -> str:
+    """The storage as it may be printed: an RDB URL with its password, if any, replaced by ***."""
+    if "://" not in url:
+        return url
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        return url.split("://")[0] + "://..."  # unparsable: show no more than the scheme
+    return url if parsed.password is None else parsed.render_as_string(hide_password=True)
+
+
+@contextmanager
+def storage_errors(url: str):
+    """An RDB that cannot be reached (server down, database missing, password refused) as one PetsegError line
+    that names the storage without its password."""
+    try:
+        yield
+    except sqlalchemy.exc.OperationalError as e:
+        reason = " ".join(str(e.orig if e.orig is not None else e).split())
+        raise PetsegError(f"tune.storage {shown(url)}: {reason}") from None
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """A path (tune/study.journal): Optuna's JournalStorage in that file. A URL (sqlite:///..., postgresql://...):
-    an RDBStorage."""
+    an RDBStorage; `postgresql://` uses psycopg 3 (pip install 'petseg[postgres]'), and a password comes from
+    PGPASSWORD, ~/.pgpass or PETSEG_STORAGE_PASSWORD, never from the URL."""
     if "://" not in url:
         path = Path(url).resolve()  # absolute: the lock is a symlink to it, and a stale lock is found by its target
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    for attempt in range(5):
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise PetsegError(f"tune.storage {shown(url)}: not a file path or a storage URL") from None
+    if parsed.password is not None:
+        raise PetsegError(f"tune.storage {shown(url)}: a password does not belong in params.yaml (committed, and "
+                          f"printed by dvc exp show); give it in PGPASSWORD or ~/.pgpass (PostgreSQL) or "
+                          f"{PASSWORD_VARIABLE}")
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not SQLAlchemy's default psycopg2
+    if parsed.drivername.startswith("sqlite"):
+        if parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        connect_args = {"timeout": 60}
+    else:
+        connect_args = {"password": os.environ[PASSWORD_VARIABLE]} if os.environ.get(PASSWORD_VARIABLE) else {}
+    rdb_url = parsed.render_as_string(hide_password=False)
+    with storage_errors(url):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-        except sqlalchemy.exc.SQLAlchemyError:
-            if attempt == 4:
-                raise
-            time.sleep(1 + attempt)  # workers started together race to create the schema: the loser retries
+            engine = sqlalchemy.create_engine(rdb_url, connect_args=connect_args)
+        except ImportError as e:
+            raise PetsegError(f"tune.storage {shown(url)}: its driver is not installed ({e}); for PostgreSQL: "
+                              f"pip install 'petseg[postgres]'") from None
+        try:
+            with engine.connect():  # unreachable: fail now, in one line, instead of after the retries below
+                pass
+        finally:
+            engine.dispose()
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(rdb_url, engine_kwargs={"connect_args": connect_args})
+            except sqlalchemy.exc.SQLAlchemyError:
+                if attempt == 4:
+                    raise
+                time.sleep(1 + attempt)  # workers started together race to create the schema: the loser retries
 
 
 @contextmanager

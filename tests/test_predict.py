@@ -210,3 +210,22 @@ def test_the_reference_protocol_is_the_mean_dice_of_batches_of_16_in_list_order(
     assert result["reference_dice"] == pytest.approx(sum(by_hand) / len(by_hand))
     assert REFERENCE_BATCH == 16 and len(batches) == 1  # 6 photos: one batch, so it equals the pooled Dice
     assert result["reference_dice"] == pytest.approx(result["dice"])
+
+
+def test_an_empty_folder_or_an_out_that_is_a_file_is_one_line(checkpoint, tmp_path):
+    def run(photos, out):
+        return subprocess.run([sys.executable, "-m", "petseg", "predict", str(photos), "--model", str(checkpoint),
+                               "--out", str(out)], cwd=tmp_path, capture_output=True, text=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a photo")
+    result = run(empty, tmp_path / "out")
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1].startswith(
+        f"petseg predict: error: {empty}: no photo files (by suffix: .bmp, .gif, ")
+    assert not (tmp_path / "out").exists()
+    taken = tmp_path / "taken.txt"
+    taken.write_text("a file")
+    result = run(empty, taken)
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
+        f"petseg predict: error: --out {taken}: is a file; give a folder for the masks and overlays")
+    assert taken.read_text() == "a file"

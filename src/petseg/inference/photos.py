@@ -22,7 +22,8 @@ from petseg.inference.settings import Settings, model_input
 
 
 def collect_photos(inputs: list[Path]) -> list[Path]:
-    """The files given, and the photo files (by suffix) inside the folders given, in order, each once."""
+    """The files given, and the photo files (by suffix) inside the folders given, in order, each once; none is an
+    error."""
     photos = []
     for path in map(Path, inputs):
         if path.is_dir():
@@ -34,7 +35,11 @@ def collect_photos(inputs: list[Path]) -> list[Path]:
         else:
             raise FileNotFoundError(f"{path}: no such photo or folder")
     seen = set()
-    return [p for p in photos if not (p.resolve() in seen or seen.add(p.resolve()))]
+    photos = [p for p in photos if not (p.resolve() in seen or seen.add(p.resolve()))]
+    if not photos:
+        raise PetsegError(f"{', '.join(map(str, inputs))}: no photo files (by suffix: "
+                          f"{', '.join(sorted(PHOTO_SUFFIXES))})")
+    return photos
 
 
 def output_names(photos: list[Path]) -> dict[Path, str]:
@@ -71,8 +76,10 @@ def output_paths(out_dir: Path, name: str) -> tuple[Path, Path]:
 
 
 def check_out_dir(out_dir: Path, inputs: list[Path]) -> None:
-    """Refuse an output folder that is a folder of photos given, or inside one: the next run over that folder
+    """Refuse an output that is a file, or a folder of photos given or inside one: the next run over that folder
     would read the masks and overlays as photos (and replace a photo named like an output)."""
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise PetsegError(f"--out {out_dir}: is a file; give a folder for the masks and overlays")
     out = Path(os.path.realpath(out_dir))
     for folder in inputs:
         real = Path(os.path.realpath(folder))

@@ -86,7 +86,8 @@ def plot_curves(histories: dict[str, list[dict]], path: Path) -> None:
                 ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 3, 5)))
                 ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 0.3, not 3 x 10^-1
                 ax.yaxis.set_minor_formatter(NullFormatter())
-            ax.set(title=f"{display_name(name)}: {metric}", xlabel="epoch", ylabel=label)
+            ax.set(title=f"{display_name(name)}: {'Dice' if metric == 'dice' else metric}", xlabel="epoch",
+                   ylabel=label)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlim(0.5, max(epochs) + 0.5)  # whole epochs on the axis even for a 1-epoch run
             ax.grid(alpha=0.3, which="both")

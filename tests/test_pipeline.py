@@ -342,13 +342,15 @@ def readable_plots(dom: str) -> None:
     """One colour per model, named axes, whole legends, whole trial numbers, markers for a 1-epoch run."""
     svgs = "".join(re.findall(r"<svg.*?</svg>", dom, re.S))
     assert "\u2026" not in svgs  # no label or legend entry cut short with an ellipsis
-    assert dom.count("legend titled 'model'") >= 5 and "Y-axis titled 'y'" not in dom
+    assert dom.count("legend titled 'model'") >= 4 and "Y-axis titled 'y'" not in dom
+    assert dom.count("legend titled 'revision: model'") >= 2  # the curves: a colour per revision and model
+    assert "legend titled 'outcome'" in dom and "pruned (1)" not in dom  # completed or pruned, not 0 or 1
     assert "Y-axis titled 'loss (Dice + BCE, log scale)' for a log scale" in dom
     trial_labels = re.search(r"X-axis titled 'trial'.*?role-axis-label[^>]*>(.*?)</g>", dom, re.S).group(1)
     ticks = re.findall(r">([^<>]+)</text>", trial_labels)
     assert ticks and all(t.isdigit() for t in ticks), ticks
     loss = dom[dom.index('<div id="Loss_per_epoch"'):dom.index('<div id="Dice_per_epoch"')]
-    assert re.search(r'aria-label="epoch: 1; [^"]*model: resnet34_unet', loss)  # its one epoch is a point
+    assert re.search(r'aria-label="epoch: 1; [^"]*ResNet34-UNet', loss)  # its one epoch is a point
 
 
 def test_plots_draw_offline_in_a_real_browser(project, tmp_path):
@@ -406,14 +408,14 @@ def test_queued_experiments_run_in_parallel_and_apply(project):
         assert 0 <= metrics["unet"]["dice"] <= 1 and 0 <= metrics["resnet34_unet"]["dice"] <= 1
     header = run(["dvc", "exp", "show", "--only-changed", "--csv"], project).splitlines()[0].split(",")
     assert "params.yaml:lr" in header and "unet.dice" in header, header
-    drop = re.search(r"^COMPARE_DROP := (.*)$", (REPO / "Makefile").read_text(), re.M).group(1).replace("$$", "$")
-    compact = ["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", drop]  # make compare
-    header = run(compact + ["--csv"], project).splitlines()[0].split(",")
-    assert {"params.yaml:lr", "unet.dice", "resnet34_unet.dice"} <= set(header), header
-    assert not [h for h in header if h.startswith(("metrics/", "src/", "models/"))], header
-    table = subprocess.run(compact, cwd=project, capture_output=True, text=True, env=dict(
-        os.environ, COLUMNS="200", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")).stdout
-    assert "unet.dice" in table and "lr" in table and "\u2026" not in table and max(map(len, table.splitlines())) <= 200
+    compared = subprocess.run([sys.executable, "-m", "petseg", "compare"], cwd=project, capture_output=True, text=True,
+                              env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"))
+    assert compared.returncode == 0, compared.stderr  # make compare: the runs in 80 columns
+    lines = compared.stdout.splitlines()
+    assert max(map(len, lines)) <= 80 and lines[0].split()[:3] == ["run", "UNet", "ResNet34-UNet"], compared.stdout
+    for name, _ in runs.values():
+        assert any(line.startswith(name[:14]) for line in lines), (name, compared.stdout)
+    assert {"lr=0.0001", "lr=0.0003", "lr=0.001"} <= set(compared.stdout.split()), compared.stdout
     run(["dvc", "exp", "apply", runs[3e-4][0]], project)
     assert yaml.safe_load((project / "params.yaml").read_text())["lr"] == 3e-4
     assert "lr" in run(["dvc", "params", "diff"], project)

@@ -1,5 +1,5 @@
 """`petseg compare`: experiments and branches side by side, from `dvc exp show --json`: both models' test
-Dice with its interval, the epochs and training minutes, and the params that differ; text that fits 80
+Dice with its interval, the epochs, the tuning and training minutes, and the params that differ; text that fits 80
 columns, Markdown or CSV."""
 
 from __future__ import annotations

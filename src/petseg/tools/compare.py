@@ -65,7 +65,8 @@ def table(shown: list[dict]):
         raise PetsegError("dvc exp show: no revision with metrics/evaluate.json (run `dvc exp run` first)")
     params = [c for c in frame.columns if c.startswith("param:")]
     varying = [c for c in params if frame[c].astype(str).nunique() > 1]
-    return frame.drop(columns=[c for c in params if c not in varying]).rename(columns=lambda c: c.removeprefix("param:"))
+    frame = frame.drop(columns=[c for c in params if c not in varying])
+    return frame.rename(columns=lambda c: c.removeprefix("param:"))
 
 
 def missing(value) -> bool:

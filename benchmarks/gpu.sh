@@ -5,7 +5,7 @@
 #    3 epochs (byte-identical checkpoints?) and once without AMP; 3. both models trained for 20 epochs
 #    at full scale on the sample (lr 1e-3, no tuning) and evaluated (flip TTA, inference_mode).
 # Without the package installed it runs from src/. On a machine that has torch but not petseg's other
-# dependencies (the lent H200 had none of albumentations, optuna and their needs), put their wheels
+# dependencies (albumentations, optuna and their needs), put their wheels
 # in .whl/ (pip download --python-version of that machine) and they are installed to /tmp/site first.
 set -uo pipefail
 out=${1:-${OUT:-/tmp/petseg-gpu}}

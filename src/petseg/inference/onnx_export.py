@@ -20,7 +20,6 @@ from PIL import Image
 from torch import nn
 
 from petseg.core.errors import PetsegError
-from petseg.core.io import atomic_path
 from petseg.data.decode import PHOTO_SUFFIXES, decode_image
 from petseg.inference.onnx_model import INPUT_LAYOUT, INPUT_NAME, METADATA_KEY, OUTPUT_NAME, load_onnx
 from petseg.models.spec import IMAGENET_MEAN, IMAGENET_STD, STRIDE
@@ -47,7 +46,8 @@ class Packaged(nn.Module):
 
 
 def export_onnx(model: nn.Module, meta: dict, out: Path) -> None:
-    """Write `model` (and `meta`, the checkpoint's metadata, into metadata_props) to `out`, atomically."""
+    """Write `model` (and `meta`, the checkpoint's metadata, into metadata_props) to `out`; the caller names a
+    temporary file when the result must replace another whole (the export stage's whole_outputs)."""
     packaged = Packaged(model.float()).eval()
     size = meta["image_size"]
     example = torch.zeros((2, size, 2 * size, 3), dtype=torch.uint8)
@@ -61,8 +61,7 @@ def export_onnx(model: nn.Module, meta: dict, out: Path) -> None:
                                     output_names=[OUTPUT_NAME], verbose=False,
                                     dynamic_shapes={"images": {0: batch, 1: STRIDE * height, 2: STRIDE * width}})
     program.model.metadata_props[METADATA_KEY] = json.dumps(record, sort_keys=True)
-    with atomic_path(out) as tmp:
-        program.save(tmp)
+    program.save(out)
 
 
 def parity_sizes(image_size: int) -> list[tuple[int, int]]:

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from petseg.core.errors import PetsegError
-from petseg.inference.settings import from_record
 from petseg.models.spec import MODELS, check_image_size
 
 METADATA_KEY = "petseg"  # metadata_props key: JSON of the checkpoint's metadata
@@ -95,7 +94,6 @@ def load_onnx(path: Path) -> tuple[OnnxModel, dict]:
     if not isinstance(meta["model"], str) or meta["model"] not in MODELS:
         raise ModelFileError(f"{path}: records model {str(meta['model'])[:40]!r}; petseg's are {', '.join(MODELS)}")
     check_image_size(meta["image_size"], path)
-    from_record(meta, path)  # threshold and TTA checked now, before any photo is read
     if [i.name for i in session.get_inputs()] != [INPUT_NAME]:
         raise ModelFileError(f"{path}: takes {[i.name for i in session.get_inputs()]}, not petseg's {INPUT_NAME!r}")
     return OnnxModel(session, path), meta

@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 import yaml  # noqa: E402
 
 from petseg.core.device import cpu_description  # noqa: E402
+from petseg.core.timings import LOG, file_md5, read_timings  # noqa: E402
 from petseg.data.archives import ARCHIVES, extract  # noqa: E402
 from petseg.data.preprocess import preprocess  # noqa: E402
 from tests.postgres import throwaway_server  # noqa: E402
@@ -95,8 +96,9 @@ def training(processed: Path, nodes: int, epochs: int, tmp: Path) -> dict:
     written = next(r for r in roots if (r / "metrics" / "train_unet.json").exists())  # rank 0's node
     with open(written / "plots" / "train_unet.csv", newline="") as f:
         rows = list(csv.DictReader(f))
+    timed = read_timings(written / LOG)[file_md5(written / "models" / "unet.pt")]  # each epoch's own seconds
     return {"processes": nodes, "epochs": len(rows), "seconds": seconds,
-            "epoch_seconds": sum(float(r["seconds"]) for r in rows) / len(rows),
+            "epoch_seconds": sum(timed["epoch_seconds"]) / len(rows),
             "valid_dice": max(float(r["valid_dice"]) for r in rows)}
 
 

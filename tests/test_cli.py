@@ -34,7 +34,7 @@ def write_params(tmp_path: Path, change) -> Path:
     (lambda p: p["preprocess"].update(image_size=100), "preprocess.image_size: 100 must be a multiple of 32"),
     (lambda p: p.update(lr=-1e-3), "lr: -0.001 must be > 0"),
     (lambda p: p["train"].update(batch_size=0), "train.batch_size: 0 must be >= 1"),
-    (lambda p: p["train"].update(bach_size=8), "train.bach_size: unknown key; allowed here: batch_size"),
+    (lambda p: p["train"].update(bach_size=8), "train.bach_size: unknown key (did you mean batch_size?); allowed here: batch_size"),
     (lambda p: p["data"].update(source="ftp"), "data.source: 'ftp' is not one of sample, full, folder"),
     (lambda p: p["preprocess"].update(valid_fraction=1.0), "preprocess.valid_fraction: 1.0 must be < 1"),
     (lambda p: p["unet"].pop("epochs"), "unet.epochs: missing"),
@@ -52,6 +52,11 @@ def write_params(tmp_path: Path, change) -> Path:
      "data.archives.sample.annotations.tar.gz.md5: '' must be a non-empty string"),
     (lambda p: p["data"]["archives"].update(mirror={}), "data.archives.mirror: unknown key; allowed here: sample, full"),
     (lambda p: p.update(visualize=3), "visualize: must be a mapping, got 3"),
+    # a misspelt key is named first, beside the key it misses
+    (lambda p: p["unet"].update(epocs=p["unet"].pop("epochs")),
+     "unet.epocs: unknown key (did you mean epochs? unet.epochs is missing); allowed here: base_channels, epochs"),
+    (lambda p: p["train"].update(bach_size=p["train"].pop("batch_size")),
+     "train.bach_size: unknown key (did you mean batch_size? train.batch_size is missing); allowed here: batch_size"),
     (lambda p: p.update(epochs=3), "epochs: unknown key; allowed here: seed, lr, data"),
 ])
 def test_bad_params_are_refused_with_the_key(tmp_path, change, message):
@@ -209,6 +214,32 @@ def test_a_bad_profile_is_reported_under_its_own_name(tmp_path):
     assert result.stderr.startswith(f"petseg: {profile}: unet.epoch: unknown key")
     result = petseg("--params", str(tmp_path / "nope.yaml"), "train", "--model", "unet")
     assert result.stderr.strip() == f"petseg: {tmp_path / 'nope.yaml'}: no such params file"
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "not a regular file; a params file is YAML text"),
+    ("", "empty: a params file is a mapping of seed, lr, data, preprocess"),
+    ("# nothing but a comment\n", "empty: a params file is a mapping of seed, lr, data, preprocess"),
+    ("[1, 2]\n", ("must be a mapping of seed, lr, data, preprocess, augment, train, unet, resnet34_unet, tune, "
+                 "evaluate, visualize; got list '[1, 2]'")),
+    ("seed: [1,\nlr: 2\n", "not valid YAML (expected ',' or ']', but got '<stream end>' at line 3)"),
+])
+def test_an_empty_or_odd_params_file_is_named_as_given(tmp_path, text, message):
+    path = Path("/dev/null") if text is None else tmp_path / "mine.yaml"
+    if text is not None:
+        path.write_text(text)
+    result = petseg("--params", str(path), "check", "--out", str(tmp_path / "ok"))
+    assert result.returncode == 2 and result.stderr.startswith(f"petseg: {path}: {message}"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "params.yaml" not in result.stderr
+
+
+def test_a_library_message_is_cut_at_a_sentence_or_a_word():
+    from petseg.core.errors import brief
+    torch_says = ('Expected hasRecord("version") to be true, but got false.  (Could this error message be improved?  '
+                  "If so, please report an enhancement request to PyTorch.)")
+    assert brief(RuntimeError(torch_says)) == 'Expected hasRecord("version") to be true, but got false'
+    assert brief(ValueError("word " * 40)) == "word " * 23 + "word ..."  # 120 characters at most, whole words
+    assert brief(ValueError("size 3.5 px. Next")) == "size 3.5 px" and brief(KeyError()) == "KeyError"
 
 
 def test_check_writes_the_same_marker_for_any_valid_params_and_refuses_bad_ones(tmp_path):

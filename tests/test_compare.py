@@ -12,32 +12,40 @@ import pandas as pd
 from tests.conftest import REPO
 
 
-def revision(rev: str, name: str | None, lr: float, epochs: int, dice: float, seconds: float | None = 600.0) -> dict:
+def revision(rev: str, name: str | None, lr: float, epochs: int, dice: float) -> dict:
+    """A revision of `dvc exp show --json`; its outputs' hashes are md5-<rev>-<file> (see TIMINGS)."""
     params = {"seed": 42, "lr": lr, "unet": {"base_channels": 16, "epochs": epochs},
               "resnet34_unet": {"decoder_channels": 32, "epochs": 11}, "train": {"batch_size": 8}}
     evaluate = {"unet": {"dice": dice, "dice_ci_low": dice - 0.01, "dice_ci_high": dice + 0.01},
                 "resnet34_unet": {"dice": dice - 0.04, "dice_ci_low": dice - 0.05, "dice_ci_high": dice - 0.03}}
     metrics = {"metrics/evaluate.json": {"data": evaluate}}
-    if seconds is not None:
-        for model in ("unet", "resnet34_unet"):
-            metrics[f"metrics/train_{model}.json"] = {"data": {"train_seconds": seconds}}
-            metrics[f"metrics/tune_{model}.json"] = {"data": {"tune_seconds": 60.0}}
+    outs = {path: {"hash": f"md5-{rev[:4]}-{path}", "use_cache": path.endswith(".pt")}
+            for model in ("unet", "resnet34_unet") for path in (f"models/{model}.pt", f"metrics/tune_{model}.json")}
     return {"rev": rev, "name": name, "data": {"rev": rev, "params": {"params.yaml": {"data": params}},
-                                               "metrics": metrics}, "error": None, "experiments": None}
+                                               "metrics": metrics, "outs": outs}, "error": None, "experiments": None}
 
 
 SHOWN = [revision("workspace", None, 0.001, 22, 0.8469),
          dict(revision("c5f5f491e3acc7117e8798b0d6a1fd3f7f2c39f3", "main", 0.001, 22, 0.8469),
               experiments=[{"revs": [revision("0bd6b3e5d53a", "lr-3e-4-with-a-long-name", 0.0003, 22, 0.8123),
-                                     revision("1ce7f4e5d53a", "epochs-40", 0.001, 40, 0.8612, None)],
+                                     revision("1ce7f4e5d53a", "epochs-40", 0.001, 40, 0.8612)],
                             "name": "x"}])]
 
 
+# The timings log: every run but epochs-40 (made in another clone) was timed here; 60 s of tuning, 600 s of
+# training each (the UNet of lr-3e-4 took 1200 s). A line cut by a full disk is skipped.
+TIMINGS = [{"md5": f"md5-{rev}-metrics/tune_{m}.json", "seconds": 60.0} for rev in ("work", "c5f5", "0bd6")
+           for m in ("unet", "resnet34_unet")] + \
+          [{"md5": f"md5-{rev}-models/{m}.pt", "seconds": 600.0} for rev in ("work", "c5f5", "0bd6")
+           for m in ("unet", "resnet34_unet")] + [{"md5": "md5-0bd6-models/unet.pt", "seconds": 1200.0}]
+
+
 def compare(tmp_path, *args) -> subprocess.CompletedProcess:
-    path = tmp_path / "show.json"
+    path, log = tmp_path / "show.json", tmp_path / "timings.jsonl"
     path.write_text(json.dumps(SHOWN))
-    return subprocess.run([sys.executable, "-m", "petseg", "compare", "--json", str(path), *args], cwd=REPO,
-                          capture_output=True, text=True)
+    log.write_text("".join(json.dumps(entry) + "\n" for entry in TIMINGS) + '{"md5": "md5-1ce7-mod')
+    return subprocess.run([sys.executable, "-m", "petseg", "compare", "--json", str(path), "--timings", str(log),
+                           *args], cwd=REPO, capture_output=True, text=True)
 
 
 def test_the_text_fits_80_columns_with_dice_intervals_epochs_minutes_and_changed_params(tmp_path):
@@ -60,7 +68,8 @@ def test_the_text_fits_80_columns_with_dice_intervals_epochs_minutes_and_changed
 def test_markdown_and_csv_hold_the_same_numbers(tmp_path):
     markdown = compare(tmp_path, "--format", "markdown").stdout.splitlines()
     assert markdown[0] == "| run | UNet | ResNet34-UNet | epochs | minutes | changed |"
-    assert "| lr-3e-4-with-a-long-name | 0.8123 (0.802-0.822) | 0.7723 (0.762-0.782) | 22/11 | 11/11 |" in markdown[4]
+    # the log's later line for a hash wins: 1200 s + 60 s for this UNet
+    assert "| lr-3e-4-with-a-long-name | 0.8123 (0.802-0.822) | 0.7723 (0.762-0.782) | 22/11 | 21/11 |" in markdown[4]
     frame = pd.read_csv(io.StringIO(compare(tmp_path, "--format", "csv").stdout))
     assert list(frame["run"]) == ["workspace", "main", "lr-3e-4-with-a-long-name", "epochs-40"]
     assert list(frame["unet dice"]) == [0.8469, 0.8469, 0.8123, 0.8612]

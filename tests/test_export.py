@@ -196,4 +196,4 @@ def test_model_card_from_the_metrics(tmp_path):
     assert "several pets" in card and "beyond 2:1" in card and "trained with bf16 autocast" in card
     assert "pet where its sigmoid, averaged with that of its mirror image (TTA), is over 0.5" in card
     assert card.index(MEASURED) > card.index("## Known limits")  # the machine-dependent part is last
-    assert f"{scores['inference_ms_per_image']} ms per photo" in card and "1.7e-05 at 96x96 px" in card
+    assert "1.7e-05 at 96x96 px" in card and " ms " not in card  # a time would change the card on every run

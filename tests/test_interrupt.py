@@ -89,8 +89,7 @@ def wait_for(condition, timeout=900.0):
 def outputs(root: Path) -> dict:
     ckpt = torch.load(root / "models/unet.pt", weights_only=True)
     metrics = json.loads((root / "metrics/train_unet.json").read_text())
-    metrics.pop("train_seconds")
-    rows = [line.rsplit(",", 1)[0] for line in (root / "plots/train_unet.csv").read_text().splitlines()]
+    rows = (root / "plots/train_unet.csv").read_text().splitlines()
     return {"state": ckpt["state_dict"], "epoch": ckpt["epoch"], "metrics": metrics, "rows": rows}
 
 
@@ -171,6 +170,51 @@ def test_ctrl_c_exits_promptly_and_leaves_no_finished_looking_output(processed, 
         assert not (root / output).exists(), output
     leftovers = [p.name for p in root.rglob(".*.tmp")]
     assert not leftovers
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True,
+                          capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_stage_puts_back_the_tracked_outputs_dvc_deleted(processed, tmp_path, signum):
+    root = make_project(tmp_path / "tracked", processed)
+    tracked = {"metrics/train_unet.json": '{"lr": 0.001}\n', "plots/train_unet.csv": "epoch\n1\n"}
+    for path, text in tracked.items():
+        (root / path).parent.mkdir(exist_ok=True)
+        (root / path).write_text(text)
+    (root / "notes.txt").write_text("mine\n")
+    git(root, "init", "-q")
+    git(root, "add", *tracked, "notes.txt")
+    git(root, "commit", "-qm", "results")
+    for path in [*tracked, "notes.txt"]:  # DVC deletes a stage's outputs before it runs it; the user deleted notes
+        (root / path).unlink()
+    proc = start(root, "train", "--model", "unet", pause_in_epoch=2)
+    wait_for((root / "paused").exists)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "put back metrics/train_unet.json, plots/train_unet.csv as git's index has them" in err
+    assert {path: (root / path).read_text() for path in tracked} == tracked  # byte for byte
+    assert not (root / "notes.txt").exists()  # not an output of this stage: left as the user left it
+    assert not (root / "models/unet.pt").exists()
+
+
+def test_a_failing_stage_puts_back_its_tracked_outputs_too(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/tune_unet.json").write_text('{"best_lr": 0.001}\n')
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "results")
+    (tmp_path / "metrics/tune_unet.json").unlink()
+    result = subprocess.run([sys.executable, "-m", "petseg", "tune", "--model", "unet", "--data", "missing",
+                             "--metrics", "metrics/tune_unet.json", "--plot", "plots/tune_unet.csv"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1 and "missing" in result.stderr.splitlines()[-1]
+    assert (tmp_path / "metrics/tune_unet.json").read_text() == '{"best_lr": 0.001}\n'
+    assert not (tmp_path / "plots").exists()  # never tracked: nothing to put back
 
 
 def test_a_diverging_loss_stops_training_naming_epoch_and_batch(processed, monkeypatch):

@@ -121,7 +121,7 @@ def test_hflip_tta_averages_a_photo_and_its_mirror():
 
 def test_dice_per_species_and_breed_from_known_counts(tmp_path):
     from petseg.data.breeds import pet_breeds
-    from petseg.inference.scoring import breed_table, dice_by_group
+    from petseg.inference.scoring import breed_table, dice_by, image_table
     (tmp_path / "list.txt").write_text("#Image CLASS-ID SPECIES BREED ID\nAbyssinian_1 1 1 1\nAbyssinian_2 1 1 1\n"
                                        "Bengal_7 6 1 2\nbeagle_3 11 2 3\n")
     stems = ["Abyssinian_1", "Abyssinian_2", "Bengal_7", "beagle_3", "pug_9"]  # pug_9: not in list.txt
@@ -129,10 +129,13 @@ def test_dice_per_species_and_breed_from_known_counts(tmp_path):
     pets = pet_breeds(stems, tmp_path / "list.txt")
     assert pets == {"Abyssinian_1": ("Abyssinian", "cat"), "Abyssinian_2": ("Abyssinian", "cat"),
                     "Bengal_7": ("Bengal", "cat"), "beagle_3": ("beagle", "dog"), "pug_9": ("pug", "dog")}
-    species = dice_by_group(counts, [pets[s][1] for s in stems])
-    # cats: tp 15, fp 7, fn 7 -> 30 / 44; dogs: tp 1, fp 3, fn 0 -> 2 / 5 (beagle_3 is empty both ways)
-    assert species == {"cat": (pytest.approx(30 / 44), 3), "dog": (pytest.approx(2 / 5), 2)}
-    assert breed_table(counts, stems, pets) == [
+    images = image_table(stems, counts, torch.tensor([0.5, 0.25, 1.0, 1.0, 0.0]), pets)
+    assert list(images.columns) == ["stem", "tp", "fp", "fn", "tn", "dice", "boundary_iou", "breed", "species"]
+    assert images["dice"].tolist() == [16 / 18, 4 / 6, 10 / 20, 1.0, 2 / 5]  # beagle_3: empty both ways, 1
+    species = dice_by(images, "species").to_dict("index")
+    # cats: tp 15, fp 7, fn 7 -> 30 / 44; dogs: tp 1, fp 3, fn 0 -> 2 / 5
+    assert species == {"cat": {"dice": 30 / 44, "n_images": 3}, "dog": {"dice": 2 / 5, "n_images": 2}}
+    assert breed_table(images).to_dict("records") == [
         {"breed": "Abyssinian", "species": "cat", "dice": pytest.approx(20 / 24), "n_images": 2},
         {"breed": "Bengal", "species": "cat", "dice": pytest.approx(10 / 20), "n_images": 1},
         {"breed": "beagle", "species": "dog", "dice": 1.0, "n_images": 1},

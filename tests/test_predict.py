@@ -99,7 +99,7 @@ def test_dice_at_original_resolution_uses_the_unresized_trimaps(tiny_raw):
     from petseg.data.folder import load_folder
     from petseg.inference.scoring import evaluate_model
     split, skipped = load_folder(tiny_raw, 64, "test.txt")
-    result, _, _ = evaluate_model(AllPet(), split, Settings(0.5, False, 4), FP32, raw_dir=tiny_raw)
+    result, _, _, _ = evaluate_model(AllPet(), split, Settings(0.5, False, 4), FP32, raw_dir=tiny_raw)
     assert skipped == [] and result["n_skipped"] == 0 and result["skipped"] == []
     pet = total = 0
     for stem in split.stems:
@@ -113,7 +113,8 @@ def test_dice_per_species_and_breed_of_a_model(tiny_raw):
     from petseg.data.folder import load_folder
     from petseg.inference.scoring import evaluate_model
     split, _ = load_folder(tiny_raw, 64, "test.txt")
-    result, per_image, breeds = evaluate_model(AllPet(), split, Settings(0.5, False, 4), FP32, raw_dir=tiny_raw)
+    result, per_image, breeds, _ = evaluate_model(AllPet(), split, Settings(0.5, False, 4), FP32, raw_dir=tiny_raw)
+    breeds, per_image = breeds.to_dict("records"), per_image.to_dict("records")
     pet = {"cat": 0, "dog": 0}
     for stem, mask in zip(split.stems, split.masks):  # all-pet predictions: Dice = 2 pet / (pet + pixels)
         species = "cat" if stem.startswith("Abyssinian") else "dog"
@@ -202,7 +203,7 @@ def test_the_reference_protocol_is_the_mean_dice_of_batches_of_16_in_list_order(
     from petseg.data.splits import read_split_list
     from petseg.inference.scoring import REFERENCE_BATCH, evaluate_model
     split, _ = load_folder(tiny_raw, 64, "test.txt")
-    result, _, _ = evaluate_model(AllPet(), split, Settings(0.5, False, 4), FP32, raw_dir=tiny_raw)
+    result, _, _, _ = evaluate_model(AllPet(), split, Settings(0.5, False, 4), FP32, raw_dir=tiny_raw)
     order = [stem for stem in read_split_list(tiny_raw / "annotations" / "test.txt") if stem in split.stems]
     pet = {stem: int(mask.sum()) for stem, mask in zip(split.stems, split.masks)}
     batches = [order[i:i + REFERENCE_BATCH] for i in range(0, len(order), REFERENCE_BATCH)]

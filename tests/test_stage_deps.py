@@ -184,3 +184,28 @@ def test_a_commands_default_paths_are_the_pipelines():
         words = shlex.split(PIPELINE[f"tune@{name}"].cmd)
         assert words[words.index("--metrics") + 1] == str(model_path("tuned", name))
         assert words[words.index("--plot") + 1] == str(model_path("trials", name))
+
+
+def uncached_lock_mismatches(root: Path) -> list[str]:
+    """dvc.lock's stages that dvc.yaml no longer has, and its `cache: false` outputs (the files git tracks)
+    whose bytes are not the ones it names."""
+    import hashlib
+
+    import yaml
+    from dvc.repo import Repo
+    with Repo(str(root)) as repo:
+        uncached = {stage.addressing: {str(out.def_path) for out in stage.outs if not out.use_cache}
+                    for stage in repo.index.stages}
+    locked = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    found = [f"{name}: in dvc.lock, not in dvc.yaml" for name in sorted(set(locked) - set(uncached))]
+    for name, entry in locked.items():
+        for out in entry.get("outs", []):
+            path = root / out["path"]
+            if out["path"] in uncached.get(name, ()) and hashlib.md5(path.read_bytes()).hexdigest() != out["md5"]:
+                found.append(f"{name}: {out['path']} differs from dvc.lock")
+    return found
+
+
+def test_the_committed_run_is_whole():
+    """The metrics, plots and cards in git are the ones dvc.lock names, and it names only current stages."""
+    assert uncached_lock_mismatches(REPO) == []

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -76,12 +78,53 @@ def chosen_command(argv: list[str]) -> list[str]:
     return [known.command] if known.command in STAGES + TOOLS else STAGES + TOOLS
 
 
+def git_outputs(args) -> list[Path]:
+    """The paths given to a stage's options that name outputs git tracks (its module's GIT_OUTPUTS)."""
+    paths = []
+    for option in getattr(args.module, "GIT_OUTPUTS", ()):
+        value = getattr(args, option, None)
+        paths += [] if value is None else value if isinstance(value, list) else [value]
+    return paths
+
+
+def restore_removed(paths: list[Path]) -> list[str]:
+    """Put back from git's index the tracked files under `paths` that are missing: DVC deletes a stage's outputs
+    before it runs, and a stage that fails or is stopped should leave a user's tracked files as they were. With
+    DVC's autostage the index holds each file as the last finished run left it. Outside git: nothing."""
+    if not paths:
+        return []
+    def git(*cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *cmd], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+                              check=False)
+    try:
+        listed = git("ls-files", "-z", "--deleted", "--", *map(str, paths))
+        missing = [name for name in listed.stdout.split("\0") if name] if listed.returncode == 0 else []
+        if missing and git("checkout", "--", *missing).returncode == 0:
+            return missing
+    except (OSError, subprocess.SubprocessError):  # no git, or a repository git cannot read
+        pass
+    return []
+
+
+def stopper(pid: int):
+    """A handler under which SIGTERM and SIGHUP end the command of process `pid` as Ctrl-C does (outputs
+    discarded, tracked files put back); a worker forked from it (a Pool, a DataLoader) dies as by default."""
+    def stop(signum, frame):
+        if os.getpid() != pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        raise KeyboardInterrupt
+    return stop
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(chosen_command(argv)).parse_args(argv)
     start = time.perf_counter()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stopper(os.getpid()))
     try:
-        summary = args.module.run(args, read_params(args))
+        summary = run_command(args)
     except ParamError as err:
         print(f"petseg: {err.source or args.params or 'params.yaml'}: {err}", file=sys.stderr)
         return 2
@@ -99,3 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     # stdout is the product (JSON, Markdown, arguments); the summary goes with the progress, to stderr
     print(f"petseg {args.command}: {summary} ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
     return 0
+
+
+def run_command(args) -> str:
+    """Run the command; if it fails or is stopped, put back the tracked outputs DVC deleted before it ran."""
+    try:
+        return args.module.run(args, read_params(args))
+    except BaseException:
+        restored = restore_removed(git_outputs(args))
+        if restored:
+            print(f"petseg {args.command}: put back {', '.join(restored)} as git's index has them (DVC deleted "
+                  "them before this run)", file=sys.stderr)
+        raise

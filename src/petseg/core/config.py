@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 import typing
@@ -10,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from petseg.core.errors import ParamError
+from petseg.core.errors import ParamError, brief
 from petseg.core.limits import (MAX_ARCHIVE_BYTES, MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_PARAMS_BYTES,
                                  MAX_PHOTO_PIXELS, MAX_YAML_DEPTH)
 from petseg.models.spec import STRIDE
@@ -191,7 +192,9 @@ def _allowed(annotation) -> list:
     return list(typing.get_args(annotation))
 
 
-def _message(model: type[BaseModel], error: dict) -> str:
+def _message(model: type[BaseModel], error: dict, missing: set[tuple] = frozenset()) -> str:
+    """One line for a pydantic error; `missing` (the locations of missing keys) lets an unknown key that is
+    a misspelling of one of them say so."""
     key, annotation, _ = _field(model, error["loc"])
     kind, value, ctx = error["type"], error["input"], error.get("ctx", {})
     nullable = type(None) in typing.get_args(annotation)
@@ -200,7 +203,10 @@ def _message(model: type[BaseModel], error: dict) -> str:
     if kind == "extra_forbidden":
         parent, _, where = _field(model, error["loc"][:-1])
         allowed = [info.alias or name for name, info in where.model_fields.items()] if where else []
-        return f"{parent + '.' if parent else ''}{error['loc'][-1]}: unknown key; allowed here: {', '.join(allowed)}"
+        prefix, hint = parent + "." if parent else "", ""
+        for near in difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1, cutoff=0.8):
+            hint = f" (did you mean {near}?{f' {prefix}{near} is missing' if (*error['loc'][:-1], near) in missing else ''})"
+        return f"{prefix}{error['loc'][-1]}: unknown key{hint}; allowed here: {', '.join(allowed)}"
     if kind in BOUNDS:
         sign, name = BOUNDS[kind]
         return f"{key}: {value!r} must be {sign} {ctx[name]:g}"
@@ -219,7 +225,7 @@ def _message(model: type[BaseModel], error: dict) -> str:
     if kind in ("string_type", "string_too_short"):
         return f"{key}: {value!r} must be a non-empty string"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"{key or 'params.yaml'}: must be a mapping, got {value!r}"
+        return f"{key}: must be a mapping, got {value!r}"
     if kind == "list_type":
         return f"{key}: {value!r} must be a list [low, high]"
     if kind == "value_error":
@@ -242,13 +248,19 @@ def _check_across_sections(p: Params) -> None:
 def validate(raw: Any) -> Params:
     """Typed params from a parsed params.yaml; ParamError names the first bad key."""
     if not isinstance(raw, dict):
-        raise ParamError(f"params.yaml: must be a mapping, got {raw!r}")
+        sections = ", ".join(Params.model_fields)
+        raise ParamError("empty: a params file is a mapping of " + sections if raw is None else
+                         f"must be a mapping of {sections}; got {type(raw).__name__} {str(raw)[:40]!r}")
     try:
         params = Params.model_validate(raw)
     except ValidationError as err:
-        errors = err.errors()  # a union's first error is its first member's: prefer "not finite" to "not an integer"
-        error = next((e for e in errors if e["type"] == "finite_number"), errors[0])
-        raise ParamError(_message(Params, error)) from None
+        errors = err.errors()
+        # a union's first error is its first member's: prefer "not finite" to "not an integer"; and an unknown
+        # key to the missing one it misspells (`epocs` for `epochs`)
+        error = next((e for e in errors if e["type"] == "finite_number"), None) or next(
+            (e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        missing = {tuple(e["loc"]) for e in errors if e["type"] == "missing"}
+        raise ParamError(_message(Params, error, missing)) from None
     _check_across_sections(params)
     return params
 
@@ -320,14 +332,15 @@ def read_yaml(path: Path) -> Any:
     except UnicodeDecodeError as err:
         raise ParamError(f"not UTF-8 text ({err.reason} at byte {err.start})", path) from None
     except ValueError as err:  # an integer of thousands of digits (Python's int limit)
-        raise ParamError(f"not valid YAML ({str(err).splitlines()[0][:120]})", path) from None
+        raise ParamError(f"not valid YAML ({brief(err)})", path) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml; raises ParamError naming the file and the key."""
     path = Path(path)
     if not path.is_file():
-        raise ParamError("no such params file", path)
+        raise ParamError("not a regular file; a params file is YAML text" if path.exists() else
+                         "no such params file", path)
     try:
         return validate(read_yaml(path))
     except ParamError as err:

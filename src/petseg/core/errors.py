@@ -7,7 +7,17 @@ catches these on an install that has only onnxruntime, numpy and Pillow.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+
+def brief(err: BaseException, limit: int = 120) -> str:
+    """A library's error message for one line: its first sentence, cut at a word within `limit` characters."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    text = re.split(r"(?<=[^.]\.)\s", text, maxsplit=1)[0].rstrip(".")
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+    return text
 
 
 class PetsegError(ValueError):

@@ -98,8 +98,6 @@ def model_card(name: str, meta: dict, settings: Settings, params: Params, counts
         "",
         MEASURED,
         "",
-        f"- PyTorch inference: {scores['inference_ms_per_image']} ms per photo (evaluate stage, batch "
-        f"{p.evaluate.batch_size}{', TTA included' if settings.tta_hflip else ''}, in the training precision)",
         f"- ONNX against PyTorch (fp32, onnxruntime, {parity_source}): largest |logit difference| "
         + ", ".join(f"{diff:.1e} at {shape} px" for shape, diff in parity.items())
         + f" (tolerance {tolerance:.0e})",

@@ -61,6 +61,9 @@ def export_onnx(model: nn.Module, meta: dict, out: Path) -> None:
                                     output_names=[OUTPUT_NAME], verbose=False,
                                     dynamic_shapes={"images": {0: batch, 1: STRIDE * height, 2: STRIDE * width}})
     program.model.metadata_props[METADATA_KEY] = json.dumps(record, sort_keys=True)
+    graph_notes = program.model.graph.metadata_props  # the exporter's; one lists a dict in an order that
+    for key in [k for k in graph_notes if k.startswith("pkg.torch.export.")]:  # varies between processes
+        del graph_notes[key]
     program.save(out)
 
 

@@ -3,14 +3,17 @@ Dice per breed and species, the bootstrap interval and the reference's protocol.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from petseg.core.device import Precision
 from petseg.core.metrics import (
+    Confusion,
     boundary_iou,
     boundary_width,
     confusion_per_image,
@@ -53,32 +56,47 @@ def original_resolution_counts(probabilities: torch.Tensor, stems: list[str], ra
     return torch.cat(counts)
 
 
-def dice_by_group(counts: torch.Tensor, groups: list[str]) -> dict[str, tuple[float, int]]:
-    """{group: (Dice over the summed counts of its images, number of images)}, in sorted group order."""
-    labels = np.array(groups)
-    return {group: (dice_score(to_confusion(counts[torch.from_numpy(labels == group)])), groups.count(group))
-            for group in sorted(set(groups))}
+def dice_of(counts: pd.DataFrame) -> pd.Series:
+    """The Dice of each row's tp, fp, fn (1 where prediction and truth are both empty)."""
+    denominator = 2 * counts.tp + counts.fp + counts.fn
+    return (2 * counts.tp / denominator).where(denominator > 0, 1.0)
 
 
-def breed_table(counts: torch.Tensor, stems: list[str], breeds: dict[str, tuple[str, str]]) -> list[dict]:
+def image_table(stems: list[str], counts: torch.Tensor, edges: torch.Tensor,
+                pets: dict[str, tuple[str, str]] | None = None) -> pd.DataFrame:
+    """One row per image: stem, confusion counts (tp, fp, fn, tn), Dice and boundary IoU; with `pets`
+    ({stem: (breed, species)}), its breed and species."""
+    frame = pd.DataFrame(counts.numpy(), columns=[field.name for field in fields(Confusion)])
+    frame.insert(0, "stem", stems)
+    frame["dice"], frame["boundary_iou"] = dice_of(frame), edges.double().numpy()
+    if pets is not None:
+        frame["breed"], frame["species"] = [pets[stem][0] for stem in stems], [pets[stem][1] for stem in stems]
+    return frame
+
+
+def dice_by(images: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per value of `column` (breed, species): the Dice over the pooled counts of its images, and their number."""
+    groups = images.groupby(column)
+    return pd.DataFrame({"dice": dice_of(groups[["tp", "fp", "fn"]].sum()), "n_images": groups.size()})
+
+
+def breed_table(images: pd.DataFrame) -> pd.DataFrame:
     """One row per breed (cats, then dogs, by name): breed, species, Dice over its test pixels, n_images."""
-    species_of = {breed: species for breed, species in breeds.values()}
-    per_breed = dice_by_group(counts, [breeds[stem][0] for stem in stems])
-    order = sorted(per_breed, key=lambda breed: (species_of[breed], breed.lower()))
-    return [{"breed": breed, "species": species_of[breed], "dice": per_breed[breed][0], "n_images": per_breed[breed][1]}
-            for breed in order]
+    table = dice_by(images, "breed").join(images.groupby("breed")["species"].first()).reset_index()
+    table = table.sort_values(["species", "breed"], key=lambda column: column.str.lower(), ignore_index=True)
+    return table[["breed", "species", "dice", "n_images"]]
 
 
 def evaluate_model(model: nn.Module, split: Split, settings: Settings, precision: Precision,
                    raw_dir: Path | None = None, bootstrap: dict | None = None,
-                   skipped: list[dict] = ()) -> tuple[dict, list[dict], list[dict]]:
-    """The evaluate.json entry of one model on one split, each image's own row, and the Dice per breed.
+                   skipped: list[dict] = ()) -> tuple[dict, pd.DataFrame, pd.DataFrame, float]:
+    """The evaluate.json entry of one model on one split, each image's own row, the Dice per breed, and the
+    seconds spent in the model (the mirrored pass included when TTA is on; a time, so not in the entry).
 
     With `raw_dir`, Dice is also scored at each photo's original resolution (trimaps unresized), per species
     (`dice_cat`, `dice_dog`) and breed (from `raw_dir`/annotations/list.txt), and by the reference's protocol
     in the order of the list files; with `bootstrap` ({samples, confidence, seed}), a percentile interval of
     the Dice over images. `skipped` (stem, reason) are the split's photos that could not be scored.
-    `inference_ms_per_image` includes the mirrored pass when TTA is on.
     """
     probabilities, seconds = predict_probabilities(model, split.images, settings.batch_size,
                                                    tta_hflip=settings.tta_hflip, precision=precision)
@@ -86,9 +104,9 @@ def evaluate_model(model: nn.Module, split: Split, settings: Settings, precision
     counts = confusion_per_image(predicted, truth)
     edge = boundary_width(split.image_size, split.image_size)
     edges = boundary_iou(predicted, truth, edge)
-    per_image = [{"stem": stem, "dice": dice_score(to_confusion(row)), "boundary_iou": float(b)}
-                 for stem, row, b in zip(split.stems, counts, edges)]
-    summary, breeds = summarize(counts), []
+    pets = pet_breeds(split.stems, Path(raw_dir) / "annotations" / "list.txt") if raw_dir is not None else None
+    images = image_table(split.stems, counts, edges, pets)
+    summary, breeds = summarize(counts), pd.DataFrame(columns=["breed", "species", "dice", "n_images"])
     summary["boundary_iou"] = float(edges.double().mean())
     summary["boundary_width_px"] = edge
     if bootstrap:
@@ -98,14 +116,11 @@ def evaluate_model(model: nn.Module, split: Split, settings: Settings, precision
         summary["reference_dice"] = mean_batch_dice(counts[torch.as_tensor(order)], REFERENCE_BATCH)
         summary["dice_original_resolution"] = dice_score(to_confusion(
             original_resolution_counts(probabilities, split.stems, raw_dir, settings.threshold)))
-        pets = pet_breeds(split.stems, Path(raw_dir) / "annotations" / "list.txt")
-        per_species = dice_by_group(counts, [pets[stem][1] for stem in split.stems])
+        per_species = dice_by(images, "species")["dice"]
         for species in SPECIES.values():  # null for a species the split does not hold
-            summary[f"dice_{species}"] = per_species[species][0] if species in per_species else None
-        breeds = breed_table(counts, split.stems, pets)
-        for row in per_image:
-            row["breed"], row["species"] = pets[row["stem"]]
+            summary[f"dice_{species}"] = float(per_species[species]) if species in per_species else None
+        breeds = breed_table(images)
     summary |= {"n_skipped": len(skipped), "skipped": [row["stem"] for row in skipped],
-                "parameters": count_parameters(model),
-                "inference_ms_per_image": round(1000 * seconds / len(split.images), 2)}
-    return summary, per_image, breeds
+                "parameters": count_parameters(model)}
+    per_image = images.drop(columns=["tp", "fp", "fn", "tn"])  # stem, dice, boundary_iou (, breed, species)
+    return summary, per_image, breeds, seconds

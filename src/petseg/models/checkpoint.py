@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from petseg.core.errors import PetsegError
+from petseg.core.errors import PetsegError, brief
 from petseg.core.io import atomic_path
 from petseg.core.limits import MAX_CHECKPOINT_BYTES, MAX_MODEL_PARAMETERS
 from petseg.models.build import build_model, count_parameters
@@ -48,7 +48,7 @@ def check_zip(path: Path) -> None:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
         raise CheckpointError(f"{path}: not a petseg checkpoint (not a zip as torch.save writes: "
-                              f"{str(err).splitlines()[0][:120] if str(err) else type(err).__name__})") from None
+                              f"{brief(err)})") from None
     inflated = sum(member.file_size for member in members)
     if inflated > MAX_CHECKPOINT_BYTES or len(members) > 100_000:
         raise CheckpointError(f"{path}: would inflate to {inflated} bytes in {len(members)} members; petseg takes "
@@ -70,7 +70,7 @@ def check_architecture(path: Path, name, arch, state_dict) -> nn.Module:
             skeleton = build_model(name, arch)
     except (TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path}: its architecture {arch} does not build a {name} "
-                              f"({str(err).splitlines()[0][:120]})") from None
+                              f"({brief(err)})") from None
     n = count_parameters(skeleton)
     if n > MAX_MODEL_PARAMETERS:
         raise CheckpointError(f"{path}: a {name} {arch} has {n:,} parameters; petseg takes models of at most "
@@ -106,7 +106,7 @@ def load_checkpoint(path: Path, expected_model: str | None = None) -> tuple[nn.M
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, TypeError,
             IndexError, KeyError, AttributeError) as err:  # torch's reader raises any of these on a crafted file
         raise CheckpointError(f"{path}: not a petseg checkpoint or unsafe to load "
-                              f"({str(err).splitlines()[0][:120] if str(err) else type(err).__name__})") from None
+                              f"({brief(err)})") from None
     if not isinstance(payload, dict) or "state_dict" not in payload or "model" not in payload:
         raise CheckpointError(f"{path}: not a petseg checkpoint (no model name and state_dict)")
     name, arch = payload["model"], payload.get("arch", {})

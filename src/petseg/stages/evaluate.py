@@ -13,7 +13,7 @@ from petseg.models.spec import default_checkpoints
 HELP = ("score checkpoints on the test split, or on any folder in the official layout (--folder), and print "
         "the metrics JSON")
 PARAMS = "if present"  # outside a project: petseg's default threshold, TTA and bootstrap (params.yaml's)
-BREED_FIELDS = ["breed", "species", "dice", "n_images"]
+GIT_OUTPUTS = ("out", "per_image_dir")  # the options naming outputs git tracks: put back if the stage fails (cli.py)
 
 
 def settings(params):
@@ -27,15 +27,16 @@ def settings(params):
 
 
 def run(args, params) -> str:
-    from petseg.core.device import announce, best_device, recorded_precision
-    from petseg.core.io import whole_outputs, write_csv, write_json
+    from petseg.core import timings
+    from petseg.core.device import announce, best_device, cpu_description, recorded_precision
+    from petseg.core.io import whole_outputs, write_json
     from petseg.data.arrays import load_split, skipped_of
     from petseg.data.folder import load_folder
     from petseg.inference.scoring import evaluate_model
     from petseg.models.checkpoint import load_checkpoint
     loaded = [(path, *load_checkpoint(path)) for path in args.checkpoint]  # every file checked before any work
     given, bootstrap = settings(params)
-    results, split, device = {}, None, best_device()
+    results, ms_per_image, split, device = {}, {}, None, best_device()
     with whole_outputs(args.checkpoint) as outputs:  # the JSON and the tables together, or none of them
         if args.out:
             outputs.reserve(args.out)
@@ -50,17 +51,20 @@ def run(args, params) -> str:
                 split, skipped = load_folder(args.folder, meta["image_size"], args.list)
             elif split is None:
                 split, skipped = load_split(args.data, args.split), skipped_of(args.data, args.split)
-            results[meta["model"]], per_image, breeds = evaluate_model(
+            results[meta["model"]], per_image, breeds, seconds = evaluate_model(
                 model.to(device), split, given, precision, args.folder or args.raw, bootstrap, skipped)
+            ms_per_image[meta["model"]] = round(1000 * seconds / len(split.images), 2)
             if args.per_image_dir:
-                write_csv(outputs.path(Path(args.per_image_dir) / f"test_dice_{meta['model']}.csv"), per_image)
-                write_csv(outputs.path(Path(args.per_image_dir) / f"test_breeds_{meta['model']}.csv"), breeds,
-                          fieldnames=BREED_FIELDS)
+                per_image.to_csv(outputs.path(Path(args.per_image_dir) / f"test_dice_{meta['model']}.csv"), index=False)
+                breeds.to_csv(outputs.path(Path(args.per_image_dir) / f"test_breeds_{meta['model']}.csv"), index=False)
         if args.out:
             write_json(outputs.path(args.out), results)
+    if args.out and args.timings:
+        timings.record(args.timings, args.out, stage="evaluate", cpu=cpu_description(), device=str(device),
+                       batch_size=given.batch_size, tta_hflip=given.tta_hflip, ms_per_image=ms_per_image)
     print(json.dumps(results, indent=2))
-    return " | ".join(f"{name}: Dice {r['dice']:.4f} on {r['n_images']} images ({r['n_skipped']} skipped)"
-                      for name, r in results.items())
+    return " | ".join(f"{name}: Dice {r['dice']:.4f} on {r['n_images']} images ({r['n_skipped']} skipped), "
+                      f"{ms_per_image[name]} ms per image" for name, r in results.items())
 
 
 def add_arguments(p) -> None:
@@ -75,3 +79,5 @@ def add_arguments(p) -> None:
     p.add_argument("--out", type=Path, help="also write the JSON here")
     p.add_argument("--per-image-dir", type=Path, help="also write test_dice_MODEL.csv (each image's Dice and "
                    "boundary IoU) and test_breeds_MODEL.csv (the Dice of each breed) here")
+    p.add_argument("--timings", type=Path, help="with --out: append the inference time per image here "
+                   "(logs/timings.jsonl in dvc.yaml), kept out of the JSON so that it is the same bytes on every rerun")

@@ -14,6 +14,7 @@ HELP = ("write each checkpoint as an ONNX model (uint8 RGB NHWC in, logits out, 
         "and TTA in its metadata), check its logits against PyTorch with onnxruntime, and with --cards write a "
         "model card per model. Example: petseg export --checkpoint models/unet.pt --out models/unet.onnx")
 PARAMS = "if present"  # needed only for the model cards
+GIT_OUTPUTS = ("cards",)  # the options naming outputs git tracks: put back if the stage fails (cli.py)
 
 
 def run(args, params) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 HELP = "decode, resize and split the photos into uint8 arrays"
 PARAMS = "required"
+GIT_OUTPUTS = ("counts",)  # the options naming outputs git tracks: put back if the stage fails (cli.py)
 
 
 def run(args, params) -> str:

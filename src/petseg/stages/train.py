@@ -14,6 +14,7 @@ from petseg.models.spec import MODELS
 
 HELP = "train one model from scratch, keep the best-validation checkpoint"
 PARAMS = "required"
+GIT_OUTPUTS = ("metrics", "plot")  # the options naming outputs git tracks: put back if the stage fails (cli.py)
 
 
 def resolve_lr(lr: float | None, tuned: Path) -> float:
@@ -26,7 +27,8 @@ def resolve_lr(lr: float | None, tuned: Path) -> float:
 
 
 def run(args, params) -> str:
-    from petseg.core.device import announce, best_device, training_precision
+    from petseg.core import timings
+    from petseg.core.device import announce, best_device, cpu_description, training_precision
     from petseg.core.io import write_csv, write_json
     from petseg.data.arrays import load_split
     from petseg.models.checkpoint import save_checkpoint
@@ -46,10 +48,12 @@ def run(args, params) -> str:
     best = result.history[result.best_epoch - 1]
     save_checkpoint(args.checkpoint, result.best_state, name, section.architecture(), train.image_size,
                     precision=result.precision, epoch=best["epoch"], valid_dice=best["valid_dice"], lr=lr)
-    write_csv(args.plot, result.history)
+    write_csv(args.plot, [{k: v for k, v in row.items() if k != "seconds"} for row in result.history])
     write_json(args.metrics, {"lr": lr, "epochs": len(result.history), "best_epoch": best["epoch"],
-                              "best_valid_dice": best["valid_dice"],
-                              "train_seconds": round(sum(row["seconds"] for row in result.history), 1)})
+                              "best_valid_dice": best["valid_dice"]})
+    epoch_seconds = [row["seconds"] for row in result.history]
+    timings.record(args.timings, args.checkpoint, stage="train", model=name, cpu=cpu_description(),
+                   device=str(best_device()), precision=result.precision, seconds=round(sum(epoch_seconds), 1), epoch_seconds=epoch_seconds)
     resume.unlink(missing_ok=True)
     return f"{name}: best valid Dice {best['valid_dice']:.4f} at epoch {best['epoch']}, saved {args.checkpoint}"
 
@@ -62,3 +66,5 @@ def add_arguments(p) -> None:
     p.add_argument("--checkpoint", type=Path, help="where to save the best weights (default: models/MODEL.pt)")
     p.add_argument("--metrics", type=Path, help="the training summary JSON (default: metrics/train_MODEL.json)")
     p.add_argument("--plot", type=Path, help="the per-epoch CSV (default: plots/train_MODEL.csv)")
+    p.path("--timings", "logs/timings.jsonl", "append the training time here, kept out of the outputs so that "
+           "they are the same bytes on every rerun")

@@ -14,6 +14,7 @@ from petseg.models.spec import MODELS
 HELP = "Optuna search of each model's learning rate (study in tune.storage: resumable, and shared by several " \
        "tune processes)"
 PARAMS = "required"
+GIT_OUTPUTS = ("metrics", "plot")  # the options naming outputs git tracks: put back if the stage fails (cli.py)
 
 
 def tune_fingerprint(params, name: str, processed: Path) -> dict:
@@ -26,12 +27,13 @@ def tune_fingerprint(params, name: str, processed: Path) -> dict:
 
 
 def run(args, params) -> str:
-    from petseg.core.device import announce, best_device, training_precision
+    from petseg.core import timings
+    from petseg.core.device import announce, best_device, cpu_description, training_precision
     from petseg.core.io import write_csv, write_json
     from petseg.data.arrays import load_split
     from petseg.models.spec import model_path
     from petseg.training.search import (NO_TUNING, TRIALS_FIELDS, best_trial, open_storage, storage_errors,
-                                        trials_table, tune_model)
+                                        trial_seconds, trials_table, tune_model)
     names = args.model or list(MODELS)
     if len(names) > 1 and (args.metrics or args.plot):
         raise PetsegError("--metrics and --plot name one model's files: give one --model with them")
@@ -44,7 +46,8 @@ def run(args, params) -> str:
         return f"no search (tune.n_trials 0): {', '.join(names)} train with lr {params.lr:.2e}"
     train, valid = load_split(args.data, "train"), load_split(args.data, "valid")
     storage = open_storage(params.tune.storage)
-    announce("tune", best_device(), training_precision(params.train.amp, best_device()))
+    precision = training_precision(params.train.amp, best_device())
+    announce("tune", best_device(), precision)
     summary = []
     for name, (metrics, plot) in outputs.items():
         with storage_errors(params.tune.storage):  # an RDB server that goes away mid-search
@@ -52,9 +55,11 @@ def run(args, params) -> str:
                                train_params=params.train, augment=params.augment, seed=params.seed,
                                storage=storage, fingerprint=tune_fingerprint(params, name, args.data))
             best = best_trial(study)
-            rows = trials_table(study)
+            rows, seconds = trials_table(study), trial_seconds(study)
         write_json(metrics, best)
         write_csv(plot, rows, fieldnames=TRIALS_FIELDS)
+        timings.record(args.timings, metrics, stage="tune", model=name, cpu=cpu_description(),
+                       device=str(best_device()), precision=precision.name, seconds=seconds)
         summary.append(f"{name} best lr {best['best_lr']:.2e} (valid Dice {best['best_valid_dice']:.4f})")
     return "; ".join(summary)
 
@@ -67,3 +72,5 @@ def add_arguments(p) -> None:
                    "(default: metrics/tune_MODEL.json)")
     p.add_argument("--plot", type=Path, help="with one --model: the trials' CSV, one row per trial "
                    "(default: plots/tune_MODEL.csv)")
+    p.path("--timings", "logs/timings.jsonl", "append each search's time here (the trials' own wall-clock "
+           "seconds), kept out of the outputs so that they are the same bytes on every rerun")

@@ -10,6 +10,7 @@ from petseg.models.spec import default_checkpoints
 
 HELP = "PNG grid of test predictions (a photo per breed, each model's worst) and PNG of the training curves"
 PARAMS = "required"
+GIT_OUTPUTS = ("grid", "curves")  # the options naming outputs git tracks: put back if the stage fails (cli.py)
 
 
 def run(args, params) -> str:

@@ -17,7 +17,8 @@ from pathlib import Path
 from petseg.core.config import flatten
 from petseg.core.errors import PetsegError
 from petseg.core.io import csv_rows
-from petseg.models.spec import MODELS
+from petseg.core.timings import LOG, read_timings, seconds_of
+from petseg.models.spec import MODELS, model_path
 
 HELP = ("the ablation table (Markdown) from the DVC experiments named abl<step>-<label>-s<seed>, each step "
         "averaged over its seeds")
@@ -27,7 +28,8 @@ NAME = re.compile(r"^abl(\d+)-([\w.]+)-s(\d+)$")
 
 def run(args, params) -> str:
     from petseg.tools.report import update_readme
-    rows = ablation_rows(read_exp_show())
+    timings = read_timings(args.timings)
+    rows = ablation_rows(read_exp_show(), timings)
     if not rows:
         raise PetsegError("no finished experiments named abl<step>-<label>-s<seed> (see docs/ablation.md)")
     table = ablation_table(rows)
@@ -35,7 +37,7 @@ def run(args, params) -> str:
     if args.doc:
         update_readme(args.doc, table, section="ablation")
     if args.curve:
-        dice_minutes_figure(rows, args.curve, args.reference, params.seed)
+        dice_minutes_figure(rows, timings, args.curve, args.reference, params.seed)
     return f"{len(rows)} experiments in {len({r['step'] for r in rows})} steps" + (
         f", written into {args.doc}" if args.doc else "")
 
@@ -52,8 +54,9 @@ def finished_experiments(exp_show: list[dict]) -> list[dict]:
     return found
 
 
-def ablation_rows(exp_show: list[dict]) -> list[dict]:
-    """One row per ablation experiment: step, label, seed, flat params, metrics per model, minutes."""
+def ablation_rows(exp_show: list[dict], timings: dict[str, dict]) -> list[dict]:
+    """One row per ablation experiment: step, label, seed, flat params, metrics per model, checkpoint hashes,
+    and tune + train minutes from `timings` (None where a run's times are not in the log)."""
     rows = []
     for rev in finished_experiments(exp_show):
         match = NAME.match(rev["name"])
@@ -64,15 +67,18 @@ def ablation_rows(exp_show: list[dict]) -> list[dict]:
         evaluate = metrics.get("metrics/evaluate.json", {})
         if not evaluate:
             continue
-        seconds = sum(metrics.get(f"metrics/tune_{m}.json", {}).get("tune_seconds", 0)
-                      + metrics.get(f"metrics/train_{m}.json", {}).get("train_seconds", 0) for m in MODELS)
+        outs = data.get("outs") or {}
+        hashes = {(kind, m): (outs.get(str(model_path(kind, m))) or {}).get("hash")
+                  for kind in ("tuned", "checkpoint") for m in MODELS}
+        seconds = seconds_of(timings, *hashes.values())
         rows.append({"step": int(match[1]), "label": match[2], "seed": int(match[3]), "rev": rev["rev"],
                      "params": flatten(data["params"]["params.yaml"]["data"]),
                      "valid_dice": {m: metrics.get(f"metrics/train_{m}.json", {}).get("best_valid_dice")
                                     for m in MODELS},
                      "dice": {m: evaluate[m]["dice"] for m in MODELS},
                      "dice_original": {m: evaluate[m].get("dice_original_resolution") for m in MODELS},
-                     "minutes": seconds / 60})
+                     "checkpoint": {m: hashes["checkpoint", m] for m in MODELS},
+                     "minutes": None if seconds is None else seconds / 60})
     return sorted(rows, key=lambda r: (r["step"], r["seed"]))
 
 
@@ -106,10 +112,11 @@ def ablation_table(rows: list[dict]) -> str:
         for m in MODELS:
             per_seed = "; ".join(f"{r['valid_dice'][m]:.4f}" for r in group)
             cells.append(f"**{statistics.mean(r['valid_dice'][m] for r in group):.4f}** ({per_seed})")
-        minutes = statistics.mean(r["minutes"] for r in group)
+        timed = [r["minutes"] for r in group if r["minutes"] is not None]
+        minutes = f"{statistics.mean(timed):.1f}" if timed else "-"
         mark = " (chosen)" if step == chosen else ""
         lines.append(f"| {step} {group[0]['label']}{mark} | {change} | {', '.join(str(r['seed']) for r in group)} | "
-                     + " | ".join(cells) + f" | {minutes:.1f} |")
+                     + " | ".join(cells) + f" | {minutes} |")
         previous = group[0]
     group = [r for r in rows if r["step"] == chosen]
     scored = "; ".join(f"{name} {statistics.mean(r['dice'][m] for r in group):.4f} (at original size "
@@ -137,15 +144,11 @@ def history_at(rev: str, model: str) -> list[dict]:
     return csv_rows(result.stdout)
 
 
-def minutes(history: list[dict], scale: float = 1.0) -> list[float]:
-    return list(itertools.accumulate(float(row["seconds"]) * scale / 60 for row in history))
-
-
-def dice_minutes_figure(rows: list[dict], out, reference: str | None = None, seed: int | None = None,
-                        target: float = 0.85) -> None:
-    """Validation Dice per epoch against training minutes, one line per step (first seed); `reference` (a
-    commit of a longer run) is drawn with its minutes rescaled to the epoch time step 1 measured here, for
-    the same model and settings."""
+def dice_minutes_figure(rows: list[dict], timings: dict[str, dict], out, reference: str | None = None,
+                        seed: int | None = None, target: float = 0.85) -> None:
+    """Validation Dice per epoch against training minutes (each epoch's own time, from `timings`), one line
+    per step (first seed); `reference` (a commit of a longer run, timed elsewhere) is drawn at the median
+    epoch time measured here for the first step."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -154,20 +157,19 @@ def dice_minutes_figure(rows: list[dict], out, reference: str | None = None, see
     seed = seed if any(r["seed"] == seed for r in rows) else rows[0]["seed"]
     fig, axes = plt.subplots(1, len(MODELS), figsize=(12, 4.5), sharey=True)
     for ax, (model, title) in zip(axes, MODELS.items()):
-        drawn, first = None, None
+        drawn, first_epoch = None, None
         for row in (r for r in rows if r["seed"] == seed):
             history = history_at(row["rev"], model)
-            first = first or history
-            if history == drawn:  # a change after training (TTA): the same curve
+            epochs = (timings.get(row["checkpoint"][model]) or {}).get("epoch_seconds")
+            if history == drawn or not epochs:  # a change after training (TTA): the same curve; or untimed
                 continue
-            drawn = history
-            ax.plot(minutes(history), [float(r["valid_dice"]) for r in history], label=f"step {row['step']} {row['label']}")
-        if reference:
+            drawn, first_epoch = history, first_epoch or statistics.median(epochs)
+            ax.plot(list(itertools.accumulate(s / 60 for s in epochs)), [float(r["valid_dice"]) for r in history],
+                    label=f"step {row['step']} {row['label']}")
+        if reference and first_epoch:
             history = history_at(reference, model)
-            scale = statistics.median(float(r["seconds"]) for r in first) / statistics.median(
-                float(r["seconds"]) for r in history)
-            ax.plot(minutes(history, scale), [float(r["valid_dice"]) for r in history], "k--",
-                    label=f"{reference[:7]}: {len(history)} epochs (time x{scale:.1f})")
+            ax.plot([first_epoch * (i + 1) / 60 for i in range(len(history))], [float(r["valid_dice"]) for r in history],
+                    "k--", label=f"{reference[:7]}: {len(history)} epochs (at this machine's epoch time)")
         ax.axhline(target, color="grey", ls=":", lw=1)
         ax.set(title=f"{title} (seed {seed})", xlabel="training minutes on this machine")
         ax.grid(alpha=0.3)
@@ -184,3 +186,5 @@ def add_arguments(p) -> None:
     p.add_argument("--curve", type=Path, help="also draw validation Dice against training minutes to this PNG")
     p.add_argument("--reference", help="with --curve: a commit whose longer run is drawn too, its minutes "
                    "rescaled to this machine")
+    p.add_argument("--timings", type=Path, default=LOG, help="the log the stages append their times to "
+                   "(default: %(default)s)")

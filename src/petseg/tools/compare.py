@@ -1,6 +1,7 @@
 """`petseg compare`: experiments and branches side by side, from `dvc exp show --json`: both models' test
 Dice with its interval, the epochs, the tuning and training minutes, and the params that differ; text that fits 80
-columns, Markdown or CSV."""
+columns, Markdown or CSV. Minutes come from the timings log (petseg.core.timings), found by the hashes of the
+run's tune JSON and checkpoint: a run made in another clone shows `-`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import textwrap
 from pathlib import Path
 
 from petseg.core.errors import PetsegError
-from petseg.models.spec import MODELS, display_name
+from petseg.core.timings import LOG, read_timings, seconds_of
+from petseg.models.spec import MODELS, display_name, model_path
 
 HELP = ("experiments (and branches with -A) side by side: test Dice with intervals, epochs, minutes and the "
         "params that differ. Example: petseg compare -A --format markdown")
@@ -40,9 +42,10 @@ def flat(tree: dict, prefix: str = "") -> dict:
     return items
 
 
-def table(shown: list[dict]):
+def table(shown: list[dict], timings: dict[str, dict]):
     """One row per revision that has test metrics: run; per model `MODEL dice`, `low`, `high`, `epochs`,
-    `minutes`; then the params that differ between the rows, by their dotted keys (a pandas DataFrame)."""
+    `minutes` (tuning and training, from `timings`); then the params that differ between the rows, by their
+    dotted keys (a pandas DataFrame)."""
     import pandas as pd
     rows = []
     for rev in revisions(shown):
@@ -51,14 +54,15 @@ def table(shown: list[dict]):
         if not metrics.get(EVALUATE):
             continue
         params = flat(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
+        outs = data.get("outs") or {}
         row = {"run": rev.get("name") or (rev["rev"] if rev["rev"] == "workspace" else str(rev["rev"])[:7])}
         for name in MODELS:
             scores = metrics[EVALUATE].get(name, {})
-            seconds = [metrics.get(f"metrics/{kind}_{name}.json", {}).get(key)
-                       for kind, key in (("tune", "tune_seconds"), ("train", "train_seconds"))]
+            seconds = seconds_of(timings, *[(outs.get(str(model_path(kind, name))) or {}).get("hash")
+                                            for kind in ("tuned", "checkpoint")])
             row |= {f"{name} dice": scores.get("dice"), f"{name} low": scores.get("dice_ci_low"),
                     f"{name} high": scores.get("dice_ci_high"), f"{name} epochs": params.get(f"{name}.epochs"),
-                    f"{name} minutes": sum(s for s in seconds if s) / 60 if any(seconds) else None}
+                    f"{name} minutes": None if seconds is None else seconds / 60}
         rows.append(row | {f"param:{key}": value for key, value in params.items()})
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -124,7 +128,7 @@ def run(args, params) -> str:
         if result.returncode != 0:
             raise PetsegError(f"dvc exp show failed: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
         shown = json.loads(result.stdout)
-    frame = table(shown)
+    frame = table(shown, read_timings(args.timings))
     if args.format == "csv":
         print(frame.to_csv(index=False), end="")
     else:
@@ -138,3 +142,5 @@ def add_arguments(p) -> None:
     p.add_argument("--format", choices=["text", "markdown", "csv"], default="text",
                    help="text: fits 80 columns (default); markdown; csv: every number and every differing param")
     p.add_argument("--json", type=Path, help="read this saved `dvc exp show --json` instead of running it")
+    p.add_argument("--timings", type=Path, default=LOG, help="the log the stages append their times to "
+                   "(default: %(default)s)")

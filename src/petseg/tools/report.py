@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 from petseg.core.errors import PetsegError
-from petseg.models.spec import display_name
+from petseg.core.timings import LOG, file_md5, read_timings
+from petseg.models.spec import display_name, model_path
 
 HELP = "the results table (Markdown) from metrics/evaluate.json"
 PARAMS = "never"
@@ -15,10 +16,10 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"  # the default sec
 
 
 def run(args, params) -> str:
-    runs = {}
+    runs, timings = {}, read_timings(args.timings)
     for given in args.metrics or ["metrics/evaluate.json"]:
         label, _, path = given.rpartition("=")
-        runs[label] = with_training(json.loads(Path(path).read_text()), Path(path).parent)
+        runs[label] = with_training(Path(path), timings)
     table = results_table(runs)
     print(table)
     if args.readme:
@@ -26,15 +27,21 @@ def run(args, params) -> str:
     return f"results table from {len(runs)} evaluate JSON" + (f", written into {args.readme}" if args.readme else "")
 
 
-def with_training(evaluate: dict, folder: Path) -> dict:
-    """Each model's entry with its epochs and training minutes, from train_MODEL.json beside the evaluate JSON
-    (the pipeline's metrics/ layout), where there is one."""
+def with_training(path: Path, timings: dict[str, dict]) -> dict:
+    """Each model's entry of the evaluate JSON at `path` with its epochs (train_MODEL.json beside it, the
+    pipeline's metrics/ layout), its training minutes and inference ms per image (from `timings`, found by the
+    hashes of its checkpoint models/MODEL.pt beside metrics/ and of the JSON; or from the JSONs themselves,
+    as petseg wrote them before it kept times in a log) where they are known."""
+    evaluate, root = json.loads(path.read_text()), path.parent.parent
+    inference = (timings.get(file_md5(path)) or {}).get("ms_per_image") or {}
     out = {}
     for name, scores in evaluate.items():
-        trained = folder / f"train_{name}.json"
+        trained, checkpoint = path.parent / f"train_{name}.json", root / model_path("checkpoint", name)
         record = json.loads(trained.read_text()) if trained.is_file() else {}
-        minutes = record["train_seconds"] / 60 if "train_seconds" in record else None
-        out[name] = scores | {"epochs": record.get("epochs"), "train_minutes": minutes}
+        timed = timings.get(file_md5(checkpoint)) or {} if checkpoint.is_file() else {}
+        seconds = timed.get("seconds", record.get("train_seconds"))  # a JSON of before the log held its time
+        out[name] = scores | {"epochs": record.get("epochs"), "train_minutes": None if seconds is None else seconds / 60,
+                              "inference_ms_per_image": inference.get(name, scores.get("inference_ms_per_image"))}
     return out
 
 
@@ -78,3 +85,5 @@ def add_arguments(p) -> None:
                         "(default: metrics/evaluate.json)")
     p.add_argument("--readme", type=Path, help="also replace the table between the section's markers of this file")
     p.add_argument("--section", default="results", help="the markers' name, <!-- NAME:start --> (default: %(default)s)")
+    p.add_argument("--timings", type=Path, default=LOG, help="the log the stages append their times to, for "
+                   "the training minutes and ms per image (default: %(default)s)")

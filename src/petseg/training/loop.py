@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sequ
 from petseg.core.config import Augment as AugmentParams
 from petseg.core.config import Train as TrainParams
 from petseg.core.device import Precision, autocast, best_device, grad_scaler, training_precision
-from petseg.core.errors import Diverged, PetsegError
+from petseg.core.errors import Diverged, PetsegError, brief
 from petseg.core.io import atomic_path, fingerprint
 from petseg.core.metrics import confusion_per_image, dice_score, to_confusion
 from petseg.core.progress import note, progress
@@ -256,7 +256,7 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
         try:
             state = torch.load(resume, map_location=run.device, weights_only=True)
         except Exception as err:  # a state petseg cannot read (a foreign or damaged file) is ignored, as one of other settings
-            note(f"{name}: ignoring {resume}, not a readable state ({' '.join(str(err).split())[:120]})")
+            note(f"{name}: ignoring {resume}, not a readable state ({brief(err)})")
             state = {}
         if isinstance(state, dict) and state.get("run_id") == run_id:  # a state of other settings is ignored, not half-reused
             run.net.load_state_dict(state["model"])

@@ -35,7 +35,7 @@ HEARTBEAT = "petseg_heartbeat"  # trial system attribute: the time its process l
 TRIALS_FIELDS = ["trial", "lr", "valid_dice", "epochs", "pruned"]
 # tune_<model>.json when tune.n_trials is 0: the fixed `lr` param trains (config.py requires it)
 NO_TUNING = {"best_lr": None, "best_valid_dice": None, "best_trial": None, "n_trials": 0, "n_pruned": 0,
-             "trial_epochs": 0, "tune_seconds": 0.0}
+             "trial_epochs": 0}
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 ALIVE = (TrialState.RUNNING, TrialState.WAITING)
 
@@ -228,4 +228,4 @@ def best_trial(study: optuna.Study) -> dict:
     best = max(complete, key=lambda row: row["valid_dice"])
     return {"best_lr": best["lr"], "best_valid_dice": best["valid_dice"], "best_trial": best["trial"],
             "n_trials": len(rows), "n_pruned": len(rows) - len(complete),
-            "trial_epochs": sum(row["epochs"] for row in rows), "tune_seconds": trial_seconds(study)}
+            "trial_epochs": sum(row["epochs"] for row in rows)}

@@ -2,7 +2,7 @@
 # make test: the test suite (what CI runs). make browser: Debian's Chromium, for the browser test.
 # make postgres: Debian's PostgreSQL server, for the tests of a study shared through it (docs/scaling.md).
 # make queue JOBS=N: run the queued experiments N at a time, each with its share of the cores.
-# make compare: the experiments side by side in 80 columns (petseg compare: Dice with intervals, epochs, minutes, changed params).
+# make compare: the experiments side by side in 80 columns (petseg compare: Dice with intervals, epochs, training minutes, changed params).
 # make full-cpu DATA=/path/to/oxford-pets: the whole dataset on a 2-core CPU in about an hour with bf16 (profiles/full-cpu.yaml).
 # make full: the full-scale profile (profiles/full.yaml: official archives, 256 px, the reference's widths) as a DVC experiment.
 VENV := .venv

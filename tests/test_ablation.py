@@ -19,7 +19,7 @@ def experiment(name: str, seed: int, epochs: int, dice: float, state: str = "suc
         "outs": {path: {"hash": f"{name}:{path}"} for path in OUTS}}}]}
 
 
-OUTS = ["metrics/tune_unet.json", "models/unet.pt", "metrics/tune_resnet34_unet.json", "models/resnet34_unet.pt"]
+OUTS = ["plots/tune_unet.csv", "models/unet.pt", "plots/tune_resnet34_unet.csv", "models/resnet34_unet.pt"]
 
 
 def timings(name: str, seconds=(30.0, 90.0, 0.0, 0.0)) -> dict:

@@ -20,7 +20,7 @@ def revision(rev: str, name: str | None, lr: float, epochs: int, dice: float) ->
                 "resnet34_unet": {"dice": dice - 0.04, "dice_ci_low": dice - 0.05, "dice_ci_high": dice - 0.03}}
     metrics = {"metrics/evaluate.json": {"data": evaluate}}
     outs = {path: {"hash": f"md5-{rev[:4]}-{path}", "use_cache": path.endswith(".pt")}
-            for model in ("unet", "resnet34_unet") for path in (f"models/{model}.pt", f"metrics/tune_{model}.json")}
+            for model in ("unet", "resnet34_unet") for path in (f"models/{model}.pt", f"plots/tune_{model}.csv")}
     return {"rev": rev, "name": name, "data": {"rev": rev, "params": {"params.yaml": {"data": params}},
                                                "metrics": metrics, "outs": outs}, "error": None, "experiments": None}
 
@@ -34,7 +34,7 @@ SHOWN = [revision("workspace", None, 0.001, 22, 0.8469),
 
 # The timings log: every run but epochs-40 (made in another clone) was timed here; 60 s of tuning, 600 s of
 # training each (the UNet of lr-3e-4 took 1200 s). A line cut by a full disk is skipped.
-TIMINGS = [{"md5": f"md5-{rev}-metrics/tune_{m}.json", "seconds": 60.0} for rev in ("work", "c5f5", "0bd6")
+TIMINGS = [{"md5": f"md5-{rev}-plots/tune_{m}.csv", "seconds": 60.0} for rev in ("work", "c5f5", "0bd6")
            for m in ("unet", "resnet34_unet")] + \
           [{"md5": f"md5-{rev}-models/{m}.pt", "seconds": 600.0} for rev in ("work", "c5f5", "0bd6")
            for m in ("unet", "resnet34_unet")] + [{"md5": "md5-0bd6-models/unet.pt", "seconds": 1200.0}]
@@ -57,7 +57,7 @@ def test_the_text_fits_80_columns_with_dice_intervals_epochs_minutes_and_changed
     rows = {line.split()[0]: line for line in lines[2:] if not line.startswith("  ")}
     assert set(rows) == {"workspace", "main", "lr-3e-4-with-a", "epochs-40"}  # the name cut to its column
     assert "0.8469 (0.837-0.857)" in rows["main"] and "0.8069 (0.797-0.817)" in rows["main"]
-    assert rows["main"].split()[-2:] == ["22/11", "11/11"]  # epochs; minutes: tune + train, per model
+    assert rows["main"].split()[-2:] == ["22/11", "10/10"]  # epochs; training minutes, per model
     assert rows["epochs-40"].split()[-2:] == ["40/11", "-/-"]  # no timings recorded
     changed = lines[lines.index(rows["epochs-40"]) + 1]
     assert changed.split() == ["lr=0.001", "unet.epochs=40"]  # only the params that differ, every run
@@ -67,9 +67,9 @@ def test_the_text_fits_80_columns_with_dice_intervals_epochs_minutes_and_changed
 
 def test_markdown_and_csv_hold_the_same_numbers(tmp_path):
     markdown = compare(tmp_path, "--format", "markdown").stdout.splitlines()
-    assert markdown[0] == "| run | UNet | ResNet34-UNet | epochs | minutes | changed |"
-    # the log's later line for a hash wins: 1200 s + 60 s for this UNet
-    assert "| lr-3e-4-with-a-long-name | 0.8123 (0.802-0.822) | 0.7723 (0.762-0.782) | 22/11 | 21/11 |" in markdown[4]
+    assert markdown[0] == "| run | UNet | ResNet34-UNet | epochs | train min | changed |"
+    # the log's later line for a hash wins: 1200 s for this UNet
+    assert "| lr-3e-4-with-a-long-name | 0.8123 (0.802-0.822) | 0.7723 (0.762-0.782) | 22/11 | 20/10 |" in markdown[4]
     frame = pd.read_csv(io.StringIO(compare(tmp_path, "--format", "csv").stdout))
     assert list(frame["run"]) == ["workspace", "main", "lr-3e-4-with-a-long-name", "epochs-40"]
     assert list(frame["unet dice"]) == [0.8469, 0.8469, 0.8123, 0.8612]

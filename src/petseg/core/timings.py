@@ -2,7 +2,8 @@
 the outputs must be the same bytes for the same params on one machine (so a rerun leaves `git status` clean).
 
 Each stage that times its work appends one JSON line to a log (`logs/timings.jsonl`, git-ignored) naming
-the output it produced by its md5, the hash dvc.lock and `dvc exp show --json` give that output; the tools
+an output it produced by its md5, the hash dvc.lock and `dvc exp show --json` give that output (tune: the
+trials CSV; train: the checkpoint; evaluate: the metrics JSON, which exp show lists as a metric); the tools
 (compare, report, ablation) find a run's minutes by that hash. A queued experiment runs in a temporary copy
 of the project (DVC makes it under PROJECT/.dvc/tmp/exps/) and appends to the project's own log, so its
 times outlive the copy. Runs made in another clone have no entry here: their minutes show as unknown.

@@ -61,9 +61,14 @@ def export_onnx(model: nn.Module, meta: dict, out: Path) -> None:
                                     output_names=[OUTPUT_NAME], verbose=False,
                                     dynamic_shapes={"images": {0: batch, 1: STRIDE * height, 2: STRIDE * width}})
     program.model.metadata_props[METADATA_KEY] = json.dumps(record, sort_keys=True)
-    graph_notes = program.model.graph.metadata_props  # the exporter's; one lists a dict in an order that
-    for key in [k for k in graph_notes if k.startswith("pkg.torch.export.")]:  # varies between processes
+    # The exporter's notes that would make the file differ between two exports of the same weights: a dict
+    # listed in an order that varies between processes, and each node's stack trace with the absolute path
+    # of the code (another clone, another file).
+    graph_notes = program.model.graph.metadata_props
+    for key in [k for k in graph_notes if k.startswith("pkg.torch.export.")]:
         del graph_notes[key]
+    for node in program.model.graph:
+        node.metadata_props.pop("pkg.torch.onnx.stack_trace", None)
     program.save(out)
 
 

@@ -40,9 +40,10 @@ def run(args, params) -> str:
     outputs = {name: (args.metrics or model_path("tuned", name), args.plot or model_path("trials", name))
                for name in names}
     if params.tune.n_trials == 0:  # a fixed lr trains (config.py requires one); the outputs say no search ran
-        for metrics, plot in outputs.values():
+        for name, (metrics, plot) in outputs.items():
             write_json(metrics, NO_TUNING)
             write_csv(plot, [], fieldnames=TRIALS_FIELDS)
+            timings.record(args.timings, plot, stage="tune", model=name, seconds=0.0)
         return f"no search (tune.n_trials 0): {', '.join(names)} train with lr {params.lr:.2e}"
     train, valid = load_split(args.data, "train"), load_split(args.data, "valid")
     storage = open_storage(params.tune.storage)
@@ -58,7 +59,7 @@ def run(args, params) -> str:
             rows, seconds = trials_table(study), trial_seconds(study)
         write_json(metrics, best)
         write_csv(plot, rows, fieldnames=TRIALS_FIELDS)
-        timings.record(args.timings, metrics, stage="tune", model=name, cpu=cpu_description(),
+        timings.record(args.timings, plot, stage="tune", model=name, cpu=cpu_description(),
                        device=str(best_device()), precision=precision.name, seconds=seconds)
         summary.append(f"{name} best lr {best['best_lr']:.2e} (valid Dice {best['best_valid_dice']:.4f})")
     return "; ".join(summary)
@@ -73,4 +74,5 @@ def add_arguments(p) -> None:
     p.add_argument("--plot", type=Path, help="with one --model: the trials' CSV, one row per trial "
                    "(default: plots/tune_MODEL.csv)")
     p.path("--timings", "logs/timings.jsonl", "append each search's time here (the trials' own wall-clock "
-           "seconds), kept out of the outputs so that they are the same bytes on every rerun")
+           "seconds), under the hash of its --plot; kept out of the outputs so that they are the same bytes on "
+           "every rerun")

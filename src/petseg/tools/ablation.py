@@ -69,7 +69,7 @@ def ablation_rows(exp_show: list[dict], timings: dict[str, dict]) -> list[dict]:
             continue
         outs = data.get("outs") or {}
         hashes = {(kind, m): (outs.get(str(model_path(kind, m))) or {}).get("hash")
-                  for kind in ("tuned", "checkpoint") for m in MODELS}
+                  for kind in ("trials", "checkpoint") for m in MODELS}
         seconds = seconds_of(timings, *hashes.values())
         rows.append({"step": int(match[1]), "label": match[2], "seed": int(match[3]), "rev": rev["rev"],
                      "params": flatten(data["params"]["params.yaml"]["data"]),
@@ -87,43 +87,50 @@ def param_changes(before: dict, after: dict) -> str:
     return ", ".join(changed) or "(none)"
 
 
-def mean_valid_dice(group: list[dict]) -> float:
-    """A step's score for choosing: validation Dice, averaged over both models and all seeds."""
-    return statistics.mean(r["valid_dice"][m] for r in group for m in MODELS)
+def ablation_frame(rows: list[dict]):
+    """The rows as a DataFrame: step, label, seed, params, minutes (NaN where untimed), and per model
+    `valid_MODEL`, `dice_MODEL`, `original_MODEL`."""
+    import pandas as pd
+    frame = pd.DataFrame([{"step": r["step"], "label": r["label"], "seed": r["seed"], "params": r["params"],
+                           "minutes": r["minutes"],
+                           **{f"{kind}_{m}": r[key][m] for m in MODELS
+                              for kind, key in (("valid", "valid_dice"), ("dice", "dice"), ("original", "dice_original"))}}
+                          for r in rows])
+    frame["minutes"] = pd.to_numeric(frame["minutes"])
+    return frame.sort_values(["step", "seed"], kind="stable")
 
 
-def chosen_step(rows: list[dict]) -> int:
-    steps = {r["step"] for r in rows}
-    return max(sorted(steps), key=lambda step: mean_valid_dice([r for r in rows if r["step"] == step]))
+def chosen_step(frame) -> int:
+    """The step with the best validation Dice, averaged over both models and all its seeds (the first on a tie)."""
+    return int(frame.groupby("step")[[f"valid_{m}" for m in MODELS]].mean().mean(axis=1).idxmax())
 
 
 def ablation_table(rows: list[dict]) -> str:
     """Markdown: per step, the change against the step before and each model's validation Dice, mean over
     seeds; then the test Dice of the step with the best validation Dice, the only one scored on test."""
-    steps, chosen = sorted({r["step"] for r in rows}), chosen_step(rows)
-    lines = ["| step | change against the step before | seeds | " + " | ".join(
-        f"{name} validation Dice (mean; per seed)" for name in MODELS.values())
-        + " | tune + train minutes |", "| --- | --- | --- | " + "--- | " * len(MODELS) + "--- |"]
-    previous = None
-    for step in steps:
-        group = [r for r in rows if r["step"] == step]
-        change = "the baseline" if previous is None else param_changes(previous["params"], group[0]["params"])
-        cells = []
-        for m in MODELS:
-            per_seed = "; ".join(f"{r['valid_dice'][m]:.4f}" for r in group)
-            cells.append(f"**{statistics.mean(r['valid_dice'][m] for r in group):.4f}** ({per_seed})")
-        timed = [r["minutes"] for r in group if r["minutes"] is not None]
-        minutes = f"{statistics.mean(timed):.1f}" if timed else "-"
-        mark = " (chosen)" if step == chosen else ""
-        lines.append(f"| {step} {group[0]['label']}{mark} | {change} | {', '.join(str(r['seed']) for r in group)} | "
-                     + " | ".join(cells) + f" | {minutes} |")
-        previous = group[0]
-    group = [r for r in rows if r["step"] == chosen]
-    scored = "; ".join(f"{name} {statistics.mean(r['dice'][m] for r in group):.4f} (at original size "
-                       f"{statistics.mean(r['dice_original'][m] for r in group):.4f})" for m, name in MODELS.items())
-    lines += ["", f"Test Dice of the chosen step {chosen} ({group[0]['label']}), mean over seeds "
-              f"{', '.join(str(r['seed']) for r in group)}: {scored}."]
-    return "\n".join(lines)
+    import pandas as pd
+
+    from petseg.tools.tables import markdown
+    frame = ablation_frame(rows)
+    chosen, table, previous = chosen_step(frame), [], None
+    for step, group in frame.groupby("step"):
+        first = group.iloc[0]
+        row = {"step": f"{step} {first['label']}" + (" (chosen)" if step == chosen else ""),
+               "change against the step before": "the baseline" if previous is None else param_changes(
+                   previous, first["params"]),
+               "seeds": ", ".join(map(str, group["seed"]))}
+        for m, name in MODELS.items():
+            per_seed = "; ".join(f"{v:.4f}" for v in group[f"valid_{m}"])
+            row[f"{name} validation Dice (mean; per seed)"] = f"**{group[f'valid_{m}'].mean():.4f}** ({per_seed})"
+        minutes = group["minutes"].mean()  # over the seeds whose times are in the log
+        row["tune + train minutes"] = "-" if pd.isna(minutes) else f"{minutes:.1f}"
+        table.append(row)
+        previous = first["params"]
+    group = frame[frame["step"] == chosen]
+    scored = "; ".join(f"{name} {group[f'dice_{m}'].mean():.4f} (at original size {group[f'original_{m}'].mean():.4f})"
+                       for m, name in MODELS.items())
+    return (markdown(pd.DataFrame(table)) + f"\n\nTest Dice of the chosen step {chosen} ({group.iloc[0]['label']}), "
+            f"mean over seeds {', '.join(map(str, group['seed']))}: {scored}.")
 
 
 def read_exp_show() -> list[dict]:

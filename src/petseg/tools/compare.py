@@ -1,7 +1,7 @@
 """`petseg compare`: experiments and branches side by side, from `dvc exp show --json`: both models' test
-Dice with its interval, the epochs, the tuning and training minutes, and the params that differ; text that fits 80
+Dice with its interval, the epochs, the training minutes, and the params that differ; text that fits 80
 columns, Markdown or CSV. Minutes come from the timings log (petseg.core.timings), found by the hashes of the
-run's tune JSON and checkpoint: a run made in another clone shows `-`."""
+run's trials CSV and checkpoint: a run made in another clone shows `-`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from pathlib import Path
 from petseg.core.errors import PetsegError
 from petseg.core.timings import LOG, read_timings, seconds_of
 from petseg.models.spec import MODELS, display_name, model_path
+from petseg.tools.tables import missing
 
-HELP = ("experiments (and branches with -A) side by side: test Dice with intervals, epochs, minutes and the "
+HELP = ("experiments (and branches with -A) side by side: test Dice with intervals, epochs, training minutes and the "
         "params that differ. Example: petseg compare -A --format markdown")
 PARAMS = "never"
 EVALUATE, WIDTH = "metrics/evaluate.json", 80
@@ -44,7 +45,7 @@ def flat(tree: dict, prefix: str = "") -> dict:
 
 def table(shown: list[dict], timings: dict[str, dict]):
     """One row per revision that has test metrics: run; per model `MODEL dice`, `low`, `high`, `epochs`,
-    `minutes` (tuning and training, from `timings`); then the params that differ between the rows, by their
+    `minutes` (training) and `tune minutes`, from `timings`; then the params that differ between the rows, by their
     dotted keys (a pandas DataFrame)."""
     import pandas as pd
     rows = []
@@ -58,11 +59,12 @@ def table(shown: list[dict], timings: dict[str, dict]):
         row = {"run": rev.get("name") or (rev["rev"] if rev["rev"] == "workspace" else str(rev["rev"])[:7])}
         for name in MODELS:
             scores = metrics[EVALUATE].get(name, {})
-            seconds = seconds_of(timings, *[(outs.get(str(model_path(kind, name))) or {}).get("hash")
-                                            for kind in ("tuned", "checkpoint")])
+            train, tune = (seconds_of(timings, (outs.get(str(model_path(kind, name))) or {}).get("hash"))
+                           for kind in ("checkpoint", "trials"))
             row |= {f"{name} dice": scores.get("dice"), f"{name} low": scores.get("dice_ci_low"),
                     f"{name} high": scores.get("dice_ci_high"), f"{name} epochs": params.get(f"{name}.epochs"),
-                    f"{name} minutes": None if seconds is None else seconds / 60}
+                    f"{name} minutes": None if train is None else train / 60,
+                    f"{name} tune minutes": None if tune is None else tune / 60}
         rows.append(row | {f"param:{key}": value for key, value in params.items()})
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -71,10 +73,6 @@ def table(shown: list[dict], timings: dict[str, dict]):
     varying = [c for c in params if frame[c].astype(str).nunique() > 1]
     frame = frame.drop(columns=[c for c in params if c not in varying])
     return frame.rename(columns=lambda c: c.removeprefix("param:"))
-
-
-def missing(value) -> bool:
-    return value is None or value != value  # None, or pandas' NaN
 
 
 def dice_cell(row, name: str) -> str:
@@ -86,7 +84,8 @@ def dice_cell(row, name: str) -> str:
 
 
 def summary(frame) -> list[dict]:
-    """What the text and Markdown show: run, Dice with interval per model, epochs, minutes, changed params."""
+    """What the text and Markdown show: run, Dice with interval per model, epochs, training minutes, changed
+    params (tuning, which a clone or an experiment often reuses, is in the CSV)."""
     changed = [c for c in frame.columns if c != "run" and " " not in c]
     out = []
     for _, row in frame.iterrows():
@@ -94,7 +93,7 @@ def summary(frame) -> list[dict]:
         minutes = [row[f"{n} minutes"] for n in MODELS]
         out.append({"run": row["run"], **{display_name(n): dice_cell(row, n) for n in MODELS},
                     "epochs": "/".join("-" if missing(e) else str(int(e)) for e in epochs),
-                    "minutes": "/".join("-" if missing(m) else f"{m:.0f}" for m in minutes),
+                    "train min": "/".join("-" if missing(m) else f"{m:.0f}" for m in minutes),
                     "changed": " ".join(f"{c}={row[c]}" for c in changed)})
     return out
 
@@ -102,20 +101,13 @@ def summary(frame) -> list[dict]:
 def as_text(rows: list[dict]) -> str:
     """A fixed-width table within 80 columns; each run's changed params on the lines below it."""
     models = [display_name(n) for n in MODELS]
-    widths = {"run": 14, **{m: 20 for m in models}, "epochs": 6, "minutes": 7}
+    widths = {"run": 14, **{m: 20 for m in models}, "epochs": 6, "train min": 9}
     header = " ".join(f"{key:<{w}}" for key, w in widths.items()).rstrip()
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(" ".join(f"{str(row[key])[:w]:<{w}}" for key, w in widths.items()).rstrip())
         if row["changed"]:
             lines += textwrap.wrap(row["changed"], WIDTH, initial_indent="  ", subsequent_indent="  ")
-    return "\n".join(lines)
-
-
-def as_markdown(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
-    lines += ["| " + " | ".join(str(row[k]).replace("|", "\\|") for k in keys) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -128,12 +120,15 @@ def run(args, params) -> str:
         if result.returncode != 0:
             raise PetsegError(f"dvc exp show failed: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
         shown = json.loads(result.stdout)
+    import pandas as pd
+
+    from petseg.tools.tables import markdown
     frame = table(shown, read_timings(args.timings))
     if args.format == "csv":
         print(frame.to_csv(index=False), end="")
     else:
         rows = summary(frame)
-        print(as_markdown(rows) if args.format == "markdown" else as_text(rows))
+        print(markdown(pd.DataFrame(rows)) if args.format == "markdown" else as_text(rows))
     return f"{len(frame)} runs compared"
 
 

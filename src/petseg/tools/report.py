@@ -56,17 +56,18 @@ COLUMNS = [  # (header, key, format): blank where a run's JSON predates the key
 
 def results_table(runs: dict[str, dict]) -> str:
     """One row per model of each run ({label: evaluate JSON}); a `run` column when there are labels."""
-    labelled = any(runs)
-    headers = (["run"] if labelled else []) + ["model"] + [c[0] for c in COLUMNS[:3]] + ["95% interval"] + \
-        [c[0] for c in COLUMNS[3:]]
-    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    import pandas as pd
+
+    from petseg.tools.tables import markdown
+    rows = []
     for label, evaluate in runs.items():
         for name, r in evaluate.items():
-            interval = f"{r['dice_ci_low']:.4f} to {r['dice_ci_high']:.4f}" if "dice_ci_low" in r else ""
-            cells = ["" if r.get(key) is None else fmt.format(r[key]) for _, key, fmt in COLUMNS]
-            row = ([label] if labelled else []) + [display_name(name)] + cells[:3] + [interval] + cells[3:]
-            lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+            cells = {header: None if r.get(key) is None else fmt.format(r[key]) for header, key, fmt in COLUMNS}
+            interval = f"{r['dice_ci_low']:.4f} to {r['dice_ci_high']:.4f}" if "dice_ci_low" in r else None
+            rows.append({"run": label, "model": display_name(name), **cells, "95% interval": interval})
+    frame = pd.DataFrame(rows)
+    order = ["model"] + [c[0] for c in COLUMNS[:3]] + ["95% interval"] + [c[0] for c in COLUMNS[3:]]
+    return markdown(frame[(["run"] if any(runs) else []) + order])
 
 
 def update_readme(readme: Path, table: str, section: str = "results") -> None:

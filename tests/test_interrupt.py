@@ -49,7 +49,13 @@ def start(root: Path, *args, pause_in_epoch: int | None = None) -> subprocess.Po
     So a test interrupts it at a known point however fast the machine is."""
     command = ["-m", "petseg"] if pause_in_epoch is None else ["-c", PAUSED_RUN, str(pause_in_epoch)]
     return subprocess.Popen([sys.executable, *command, *args], cwd=root, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+
+
+def default_sigint() -> None:
+    """Ctrl-C as in a terminal: a suite started in the background of a script inherits SIGINT ignored, and
+    Python then never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 PAUSED_RUN = """

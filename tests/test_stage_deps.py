@@ -194,8 +194,8 @@ def uncached_lock_mismatches(root: Path) -> list[str]:
     import yaml
     from dvc.repo import Repo
     with Repo(str(root)) as repo:
-        uncached = {stage.addressing: {str(out.def_path) for out in stage.outs if not out.use_cache}
-                    for stage in repo.index.stages}
+        uncached = {stage.name: {str(out.def_path) for out in stage.outs if not out.use_cache}
+                    for stage in repo.index.stages}  # the name, as dvc.lock has it (`addressing` is cwd-relative)
     locked = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
     found = [f"{name}: in dvc.lock, not in dvc.yaml" for name in sorted(set(locked) - set(uncached))]
     for name, entry in locked.items():

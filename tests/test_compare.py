@@ -74,3 +74,12 @@ def test_markdown_and_csv_hold_the_same_numbers(tmp_path):
     assert list(frame["run"]) == ["workspace", "main", "lr-3e-4-with-a-long-name", "epochs-40"]
     assert list(frame["unet dice"]) == [0.8469, 0.8469, 0.8123, 0.8612]
     assert {"lr", "unet.epochs"} <= set(frame.columns) and "seed" not in frame.columns
+
+
+def test_minutes_under_ten_keep_one_decimal():
+    from petseg.tools.compare import summary
+    row = {"run": "r"}
+    for model, minutes in (("unet", 2.84), ("resnet34_unet", 16.2)):
+        row |= {f"{model} dice": 0.8, f"{model} low": 0.7, f"{model} high": 0.9, f"{model} epochs": 3,
+                f"{model} minutes": minutes}
+    assert summary(pd.DataFrame([row]))[0]["train min"] == "2.8/16"

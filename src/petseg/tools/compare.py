@@ -93,7 +93,8 @@ def summary(frame) -> list[dict]:
         minutes = [row[f"{n} minutes"] for n in MODELS]
         out.append({"run": row["run"], **{display_name(n): dice_cell(row, n) for n in MODELS},
                     "epochs": "/".join("-" if missing(e) else str(int(e)) for e in epochs),
-                    "train min": "/".join("-" if missing(m) else f"{m:.0f}" for m in minutes),
+                    "train min": "/".join("-" if missing(m) else f"{m:.1f}" if m < 10 else f"{m:.0f}"
+                                          for m in minutes),
                     "changed": " ".join(f"{c}={row[c]}" for c in changed)})
     return out
 

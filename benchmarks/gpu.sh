@@ -46,21 +46,20 @@ print({k: params[k] for k in ("lr", "preprocess", "unet", "resnet34_unet")})
 PY
 G="--params $work/gpu.yaml"
 cp "$work/gpu.yaml" "$out/params.yaml"
+mkdir -p "$out/metrics" "$out/models"
 step() { local start=$SECONDS; "$@"; local rc=$?; echo "== $((SECONDS - start)) s, exit $rc: ${*:1:4}"; return $rc; }
 
 step timeout 300 petseg $G download --out "$work/raw" \
-  && step timeout 300 petseg $G preprocess --raw "$work/raw" --out "$work/processed" --counts "$out/preprocess.json" \
+  && step timeout 300 petseg $G preprocess --raw "$work/raw" --out "$work/processed" --counts "$out/metrics/preprocess.json" \
   || exit 1
+# the run laid out as the pipeline's metrics/ and models/ in OUT_DIR, so that `petseg report` finds the
+# epochs beside the evaluate JSON and the training minutes by the checkpoints' hashes in the timings log
 for model in unet resnet34_unet; do
-  step timeout 420 petseg $G train --model "$model" --data "$work/processed" --checkpoint "$work/$model.pt" \
-    --metrics "$out/train_$model.json" --plot "$out/train_$model.csv" --timings "$out/timings.jsonl"
+  step timeout 420 petseg $G train --model "$model" --data "$work/processed" --checkpoint "$out/models/$model.pt" \
+    --metrics "$out/metrics/train_$model.json" --plot "$out/train_$model.csv" --timings "$out/timings.jsonl"
 done
 step timeout 300 petseg $G evaluate --data "$work/processed" --raw "$work/raw" \
-  --checkpoint "$work/unet.pt" "$work/resnet34_unet.pt" --out "$out/evaluate.json" --per-image-dir "$out" \
-  --timings "$out/timings.jsonl" >/dev/null
-# the results table, training minutes and ms/image read from the timings log beside it
-mkdir -p "$out/report/metrics" "$out/report/models"
-cp "$out"/evaluate.json "$out"/train_*.json "$out/report/metrics/" 2>/dev/null
-cp "$work"/*.pt "$out/report/models/" 2>/dev/null
-(cd "$out/report" && petseg report --timings "$out/timings.jsonl" | tee "$out/results.md")
-rm -rf "$out/report/models"  # the checkpoints stay behind: too large to bring back
+  --checkpoint "$out/models/unet.pt" "$out/models/resnet34_unet.pt" --out "$out/metrics/evaluate.json" \
+  --per-image-dir "$out" --timings "$out/timings.jsonl" >/dev/null
+(cd "$out" && petseg report --timings timings.jsonl | tee results.md)
+mv "$out/models" "$work/models"  # the checkpoints stay behind: too large to bring back

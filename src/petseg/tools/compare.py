@@ -10,6 +10,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+from petseg.core.config import flatten
 from petseg.core.errors import PetsegError
 from petseg.core.timings import LOG, read_timings, seconds_of
 from petseg.models.spec import MODELS, display_name, model_path
@@ -32,17 +33,6 @@ def revisions(shown: list[dict]) -> list[dict]:
     return out
 
 
-def flat(tree: dict, prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}"""
-    items = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            items |= flat(value, f"{prefix}{key}.")
-        else:
-            items[prefix + key] = value
-    return items
-
-
 def table(shown: list[dict], timings: dict[str, dict]):
     """One row per revision that has test metrics: run; per model `MODEL dice`, `low`, `high`, `epochs`,
     `minutes` (training) and `tune minutes`, from `timings`; then the params that differ between the rows, by their
@@ -54,7 +44,7 @@ def table(shown: list[dict], timings: dict[str, dict]):
         metrics = {path: entry.get("data") or {} for path, entry in (data.get("metrics") or {}).items()}
         if not metrics.get(EVALUATE):
             continue
-        params = flat(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
+        params = flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
         outs = data.get("outs") or {}
         row = {"run": rev.get("name") or (rev["rev"] if rev["rev"] == "workspace" else str(rev["rev"])[:7])}
         for name in MODELS:

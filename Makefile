@@ -4,13 +4,14 @@
 # make queue JOBS=N: run the queued experiments N at a time, each with its share of the cores.
 # make compare: the experiments side by side in 80 columns (petseg compare: Dice with intervals, epochs, training minutes, changed params).
 # make full-cpu DATA=/path/to/oxford-pets: the whole dataset on a 2-core CPU in about an hour with bf16 (profiles/full-cpu.yaml).
+# make full-cpu-equal DATA=/path/to/oxford-pets EPOCHS=10: the same profile with both models at EPOCHS epochs (the equal-epochs pair).
 # make full: the full-scale profile (profiles/full.yaml: official archives, 256 px, the reference's widths) as a DVC experiment.
 VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup repro test browser postgres full full-cpu queue compare
+.PHONY: setup repro test browser postgres full full-cpu full-cpu-equal queue compare
 
 setup: $(VENV)/.installed
 
@@ -41,6 +42,13 @@ full: setup
 full-cpu: setup
 	@test -n "$(DATA)" || { echo "make full-cpu DATA=/path/to/oxford-pets: your copy of the dataset in the official layout" >&2; exit 2; }
 	args=$$(petseg profile profiles/full-cpu.yaml) && dvc exp run -n full-cpu $$args -S data.folder=$(abspath $(DATA))
+
+# Both models for EPOCHS epochs with the profile's recipe: which model is better per epoch, where full-cpu's
+# epochs are sized for equal minutes.
+EPOCHS ?= 10
+full-cpu-equal: setup
+	@test -n "$(DATA)" || { echo "make full-cpu-equal DATA=/path/to/oxford-pets [EPOCHS=10]: your copy of the dataset in the official layout" >&2; exit 2; }
+	args=$$(petseg profile profiles/full-cpu.yaml) && dvc exp run -n full-cpu-equal $$args -S data.folder=$(abspath $(DATA)) -S unet.epochs=$(EPOCHS) -S resnet34_unet.epochs=$(EPOCHS)
 
 JOBS ?= 1
 queue: setup

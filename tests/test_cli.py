@@ -159,13 +159,16 @@ def test_no_tuning_writes_empty_trials_and_no_study(tmp_path, tiny_processed):
     path = write_params(tmp_path, change)
     for name in ("unet", "resnet34_unet"):
         result = petseg("--params", str(path), "tune", "--model", name, "--data", str(tiny_processed),
-                        "--metrics", str(tmp_path / f"tune_{name}.json"), "--plot", str(tmp_path / f"tune_{name}.csv"))
+                        "--metrics", str(tmp_path / f"tune_{name}.json"), "--plot", str(tmp_path / f"tune_{name}.csv"),
+                        "--timings", str(tmp_path / "timings.jsonl"))  # not the project's own log
         assert result.returncode == 0, result.stderr
         assert f"no search (tune.n_trials 0): {name} train with lr 2.00e-03" in result.stderr
         tuned = json.loads((tmp_path / f"tune_{name}.json").read_text())
         assert tuned["best_lr"] is None and tuned["n_trials"] == 0
         assert (tmp_path / f"tune_{name}.csv").read_text() == "trial,lr,valid_dice,epochs,pruned\n"
     assert not (tmp_path / "study.journal").exists()
+    logged = [json.loads(line) for line in (tmp_path / "timings.jsonl").read_text().splitlines()]
+    assert [(e["stage"], e["model"], e["seconds"]) for e in logged] == [("tune", "unet", 0.0), ("tune", "resnet34_unet", 0.0)]
 
 
 def test_bench_from_a_saved_run_writes_its_table_into_the_readme(tmp_path):

@@ -10,6 +10,7 @@ import sys
 
 import yaml
 
+from petseg.core.timings import file_md5
 from petseg.models.build import build_model
 from petseg.models.checkpoint import save_checkpoint
 from tests.conftest import REPO
@@ -54,6 +55,32 @@ def test_report_prints_only_the_markdown_table(tmp_path):
     metrics = json.loads((REPO / "metrics" / "evaluate.json").read_text())
     assert [row["test Dice"] for row in table] == [f"{m['dice']:.4f}" for m in metrics.values()]
 
+
+
+def test_report_finds_a_kept_runs_minutes_and_cpu_by_its_dvc_lock_and_log(tmp_path):
+    """A run kept under runs/NAME/ has no checkpoints: the table finds its training entry by the checkpoint's
+    md5 in the run's dvc.lock, in the log the run carries (NAME/logs/timings.jsonl)."""
+    run = tmp_path / "runs" / "equal"
+    (run / "metrics").mkdir(parents=True)
+    (run / "logs").mkdir()
+    evaluate = run / "metrics" / "evaluate.json"
+    evaluate.write_text(json.dumps({"unet": {"dice": 0.9, "n_images": 10}}))
+    (run / "metrics" / "train_unet.json").write_text(json.dumps({"epochs": 10}))
+    (run / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"train@unet": {"outs": [
+        {"path": "models/unet.pt", "hash": "md5", "md5": "0" * 32, "size": 5}]}}}))
+    entries = [{"md5": "0" * 32, "stage": "train", "seconds": 1500.0, "cpu": "AMD EPYC (AVX2)", "device": "cpu",
+                "precision": "fp32"},
+               {"md5": file_md5(evaluate), "stage": "evaluate", "ms_per_image": {"unet": 12.34}}]
+    (run / "logs" / "timings.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
+    result = petseg("report", "--metrics", "equal=runs/equal/metrics/evaluate.json", "--timings", "none.jsonl",
+                    cwd=tmp_path)
+    summary(result, "report")
+    [row] = markdown_table(result.stdout)
+    assert (row["run"], row["epochs"], row["train min"], row["ms/image"], row["trained on"]) == (
+        "equal", "10", "25.0", "12.3", "AMD EPYC (AVX2), fp32")
+    (run / "logs" / "timings.jsonl").unlink()  # another clone's run: blank, not an error
+    [row] = markdown_table(petseg("report", "--metrics", evaluate, cwd=tmp_path).stdout)
+    assert (row["epochs"], row["train min"], row["trained on"]) == ("10", "", "")
 
 def test_profile_prints_only_arguments(tmp_path):
     result = petseg("profile", REPO / "profiles" / "full.yaml", cwd=REPO)

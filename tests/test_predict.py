@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -66,13 +67,13 @@ def test_results_table_comes_from_the_metrics(tmp_path):
                         "parameters": 1942577, "inference_ms_per_image": 6.71}}
     table = results_table({"": metrics})
     # an older JSON without the later keys: blank cells, not an error
-    assert table.splitlines()[2] == "| UNet |  |  | 0.8312 |  | 0.8000 |  |  |  |  |  | 0.7100 | 149 |  | 1,942,577 | 6.7 |"
+    assert table.splitlines()[2] == "| UNet |  |  | 0.8312 |  | 0.8000 |  |  |  |  |  | 0.7100 | 149 |  | 1,942,577 | 6.7 |  |"
     metrics["unet"] |= {"epochs": 22, "train_minutes": 4.55, "dice_ci_low": 0.81, "dice_ci_high": 0.85, "dice_original_resolution": 0.8299,
                         "dice_cat": 0.84, "dice_dog": 0.82751, "reference_dice": 0.83456, "boundary_iou": 0.61,
-                        "n_skipped": 2}
+                        "n_skipped": 2, "trained_on": "AMD EPYC (AVX2), fp32"}
     assert results_table({"": metrics}).splitlines()[2] == (
         "| UNet | 22 | 4.5 | 0.8312 | 0.8100 to 0.8500 | 0.8000 | 0.8346 | 0.6100 | 0.8299 | 0.8400 | 0.8275 | 0.7100 | 149 | 2 "
-        "| 1,942,577 | 6.7 |")
+        "| 1,942,577 | 6.7 | AMD EPYC (AVX2), fp32 |")
     two_runs = results_table({"sample": metrics, "full": metrics}).splitlines()
     assert two_runs[0].startswith("| run | model |") and len(two_runs) == 4
     assert two_runs[2].startswith("| sample | UNet | 22 | 4.5 | 0.8312 |") and two_runs[3].startswith("| full | UNet |")
@@ -108,6 +109,21 @@ def test_dice_at_original_resolution_uses_the_unresized_trimaps(tiny_raw):
     assert result["dice_original_resolution"] == pytest.approx(2 * pet / (pet + total))
     assert "dice_ci_low" not in result
 
+
+
+def test_the_metrics_name_each_photo_that_could_not_be_scored_and_why(tiny_raw, tmp_path):
+    from petseg.data.folder import load_folder
+    from petseg.inference.scoring import evaluate_model
+    copy = tmp_path / "raw"
+    shutil.copytree(tiny_raw, copy)
+    whole, _ = load_folder(copy, 64, "test.txt")
+    broken = whole.stems[0]
+    (copy / "images" / f"{broken}.jpg").write_bytes(b"not a photo")
+    split, skipped = load_folder(copy, 64, "test.txt")
+    result, _, _, _ = evaluate_model(AllPet(), split, Settings(0.5, False, 4), FP32, skipped=skipped)
+    assert result["n_images"] == len(whole.stems) - 1 and broken not in split.stems
+    assert result["n_skipped"] == 1 and result["skipped"] == [{"stem": broken, "reason": skipped[0]["reason"]}]
+    assert f"{broken}.jpg" in skipped[0]["reason"]
 
 def test_dice_per_species_and_breed_of_a_model(tiny_raw):
     from petseg.data.folder import load_folder

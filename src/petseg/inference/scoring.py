@@ -120,7 +120,7 @@ def evaluate_model(model: nn.Module, split: Split, settings: Settings, precision
         for species in SPECIES.values():  # null for a species the split does not hold
             summary[f"dice_{species}"] = float(per_species[species]) if species in per_species else None
         breeds = breed_table(images)
-    summary |= {"n_skipped": len(skipped), "skipped": [row["stem"] for row in skipped],
+    summary |= {"n_skipped": len(skipped), "skipped": [{"stem": row["stem"], "reason": row["reason"]} for row in skipped],
                 "parameters": count_parameters(model)}
     per_image = images.drop(columns=["tp", "fp", "fn", "tn"])  # stem, dice, boundary_iou (, breed, species)
     return summary, per_image, breeds, seconds

@@ -6,12 +6,15 @@ import json
 import re
 from pathlib import Path
 
+import yaml
+
 from petseg.core.errors import PetsegError
 from petseg.core.timings import LOG, file_md5, read_timings
 from petseg.models.spec import display_name, model_path
 
 HELP = "the results table (Markdown) from metrics/evaluate.json"
 PARAMS = "never"
+MAX_LOCK_BYTES = 16 * 2**20  # a dvc.lock is a few kB; read none larger
 START, END = "<!-- results:start -->", "<!-- results:end -->"  # the default section's markers
 
 
@@ -19,7 +22,8 @@ def run(args, params) -> str:
     runs, timings = {}, read_timings(args.timings)
     for given in args.metrics or ["metrics/evaluate.json"]:
         label, _, path = given.rpartition("=")
-        runs[label] = with_training(Path(path), timings)
+        root = Path(path).parent.parent  # a run kept under runs/NAME/ carries its clone's log in NAME/logs/
+        runs[label] = with_training(Path(path), read_timings(root / LOG) | timings)
     table = results_table(runs)
     print(table)
     if args.readme:
@@ -29,20 +33,41 @@ def run(args, params) -> str:
 
 def with_training(path: Path, timings: dict[str, dict]) -> dict:
     """Each model's entry of the evaluate JSON at `path` with its epochs (train_MODEL.json beside it, the
-    pipeline's metrics/ layout), its training minutes and inference ms per image (from `timings`, found by the
-    hashes of its checkpoint models/MODEL.pt beside metrics/ and of the JSON; or from the JSONs themselves,
-    as petseg wrote them before it kept times in a log) where they are known."""
+    pipeline's metrics/ layout), its training minutes, the CPU and precision it was trained in and inference
+    ms per image where they are known: from `timings`, found by the hashes of the JSON and of the checkpoint
+    models/MODEL.pt beside metrics/ (or, where the checkpoint is not kept, as in runs/, the hash dvc.lock
+    beside metrics/ gives it); or from the JSONs themselves, as petseg wrote them before it kept times in a log."""
     evaluate, root = json.loads(path.read_text()), path.parent.parent
     inference = (timings.get(file_md5(path)) or {}).get("ms_per_image") or {}
     out = {}
     for name, scores in evaluate.items():
-        trained, checkpoint = path.parent / f"train_{name}.json", root / model_path("checkpoint", name)
+        trained = path.parent / f"train_{name}.json"
         record = json.loads(trained.read_text()) if trained.is_file() else {}
-        timed = timings.get(file_md5(checkpoint)) or {} if checkpoint.is_file() else {}
+        timed = timings.get(output_md5(root, model_path("checkpoint", name))) or {}
         seconds = timed.get("seconds", record.get("train_seconds"))  # a JSON of before the log held its time
         out[name] = scores | {"epochs": record.get("epochs"), "train_minutes": None if seconds is None else seconds / 60,
-                              "inference_ms_per_image": inference.get(name, scores.get("inference_ms_per_image"))}
+                              "inference_ms_per_image": inference.get(name, scores.get("inference_ms_per_image")),
+                              "trained_on": trained_on(timed)}
     return out
+
+
+def output_md5(root: Path, output: str | Path) -> str | None:
+    """The md5 of the pipeline output `output` of the project or run at `root`: its file's, else its dvc.lock's."""
+    if (root / output).is_file():
+        return file_md5(root / output)
+    lock = root / "dvc.lock"
+    if not lock.is_file() or lock.stat().st_size > MAX_LOCK_BYTES:
+        return None
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages") or {}
+    return next((out.get("md5") for stage in stages.values() if isinstance(stage, dict)
+                 for out in stage.get("outs") or [] if isinstance(out, dict) and out.get("path") == Path(output).as_posix()), None)
+
+
+def trained_on(timed: dict) -> str | None:
+    """Where a training log entry says the model was trained: `CPU (features), precision`, or the device."""
+    if timed.get("device") == "cpu":
+        return f"{timed.get('cpu', 'a CPU')}, {timed.get('precision', 'precision unknown')}"
+    return timed.get("device")
 
 
 COLUMNS = [  # (header, key, format): blank where a run's JSON predates the key
@@ -51,6 +76,7 @@ COLUMNS = [  # (header, key, format): blank where a run's JSON predates the key
     ("Dice at original size", "dice_original_resolution", "{:.4f}"), ("cats", "dice_cat", "{:.4f}"),
     ("dogs", "dice_dog", "{:.4f}"), ("IoU", "iou", "{:.4f}"), ("test images", "n_images", "{}"),
     ("skipped", "n_skipped", "{}"), ("parameters", "parameters", "{:,}"), ("ms/image", "inference_ms_per_image", "{:.1f}"),
+    ("trained on", "trained_on", "{}"),
 ]
 
 

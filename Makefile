@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup repro test browser postgres full full-cpu full-cpu-equal queue compare
+.PHONY: setup repro test browser postgres full full-cpu full-cpu-equal data-given queue compare
 
 setup: $(VENV)/.installed
 
@@ -39,15 +39,17 @@ postgres:
 full: setup
 	args=$$(petseg profile profiles/full.yaml) && dvc exp run -n full-scale $$args
 
-full-cpu: setup
-	@test -n "$(DATA)" || { echo "make full-cpu DATA=/path/to/oxford-pets: your copy of the dataset in the official layout" >&2; exit 2; }
+# DATA is checked before setup, so a forgotten DATA costs no install.
+data-given:
+	@test -n "$(DATA)" || { echo "make $(MAKECMDGOALS) DATA=/path/to/oxford-pets: your copy of the dataset in the official layout" >&2; exit 2; }
+
+full-cpu: data-given setup
 	args=$$(petseg profile profiles/full-cpu.yaml) && dvc exp run -n full-cpu $$args -S data.folder=$(abspath $(DATA))
 
 # Both models for EPOCHS epochs with the profile's recipe: which model is better per epoch, where full-cpu's
 # epochs are sized for equal minutes.
 EPOCHS ?= 10
-full-cpu-equal: setup
-	@test -n "$(DATA)" || { echo "make full-cpu-equal DATA=/path/to/oxford-pets [EPOCHS=10]: your copy of the dataset in the official layout" >&2; exit 2; }
+full-cpu-equal: data-given setup
 	args=$$(petseg profile profiles/full-cpu.yaml) && dvc exp run -n full-cpu-equal $$args -S data.folder=$(abspath $(DATA)) -S unet.epochs=$(EPOCHS) -S resnet34_unet.epochs=$(EPOCHS)
 
 JOBS ?= 1

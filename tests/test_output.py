@@ -56,7 +56,6 @@ def test_report_prints_only_the_markdown_table(tmp_path):
     assert [row["test Dice"] for row in table] == [f"{m['dice']:.4f}" for m in metrics.values()]
 
 
-
 def test_report_finds_a_kept_runs_minutes_and_cpu_by_its_dvc_lock_and_log(tmp_path):
     """A run kept under runs/NAME/ has no checkpoints: the table finds its training entry by the checkpoint's
     md5 in the run's dvc.lock, in the log the run carries (NAME/logs/timings.jsonl)."""
@@ -81,6 +80,10 @@ def test_report_finds_a_kept_runs_minutes_and_cpu_by_its_dvc_lock_and_log(tmp_pa
     (run / "logs" / "timings.jsonl").unlink()  # another clone's run: blank, not an error
     [row] = markdown_table(petseg("report", "--metrics", evaluate, cwd=tmp_path).stdout)
     assert (row["epochs"], row["train min"], row["trained on"]) == ("10", "", "")
+    (run / "dvc.lock").write_text("stages: [unclosed")  # a damaged lock: one line naming it
+    result = petseg("report", "--metrics", evaluate, cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"{run / 'dvc.lock'}: not a readable dvc.lock" in result.stderr
 
 def test_profile_prints_only_arguments(tmp_path):
     result = petseg("profile", REPO / "profiles" / "full.yaml", cwd=REPO)

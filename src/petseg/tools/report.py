@@ -58,7 +58,13 @@ def output_md5(root: Path, output: str | Path) -> str | None:
     lock = root / "dvc.lock"
     if not lock.is_file() or lock.stat().st_size > MAX_LOCK_BYTES:
         return None
-    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages") or {}
+    try:
+        locked = yaml.safe_load(lock.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise PetsegError(f"{lock}: not a readable dvc.lock ({type(err).__name__})") from None
+    stages = locked.get("stages") if isinstance(locked, dict) else None
+    if not isinstance(stages, dict):
+        return None
     return next((out.get("md5") for stage in stages.values() if isinstance(stage, dict)
                  for out in stage.get("outs") or [] if isinstance(out, dict) and out.get("path") == Path(output).as_posix()), None)
 

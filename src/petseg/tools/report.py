@@ -22,8 +22,9 @@ def run(args, params) -> str:
     runs, timings = {}, read_timings(args.timings)
     for given in args.metrics or ["metrics/evaluate.json"]:
         label, _, path = given.rpartition("=")
-        root = Path(path).parent.parent  # a run kept under runs/NAME/ carries its clone's log in NAME/logs/
-        runs[label] = with_training(Path(path), read_timings(root / LOG) | timings)
+        own = Path(path).parent.parent / LOG  # a run kept under runs/NAME/ carries its clone's log in NAME/logs/
+        same = own.resolve() == Path(args.timings).resolve()
+        runs[label] = with_training(Path(path), timings if same else read_timings(own) | timings)
     table = results_table(runs)
     print(table)
     if args.readme:
@@ -39,11 +40,16 @@ def with_training(path: Path, timings: dict[str, dict]) -> dict:
     beside metrics/ gives it); or from the JSONs themselves, as petseg wrote them before it kept times in a log."""
     evaluate, root = json.loads(path.read_text()), path.parent.parent
     inference = (timings.get(file_md5(path)) or {}).get("ms_per_image") or {}
-    out = {}
+    locked, out = None, {}
     for name, scores in evaluate.items():
-        trained = path.parent / f"train_{name}.json"
+        trained, checkpoint = path.parent / f"train_{name}.json", model_path("checkpoint", name)
         record = json.loads(trained.read_text()) if trained.is_file() else {}
-        timed = timings.get(output_md5(root, model_path("checkpoint", name))) or {}
+        if (root / checkpoint).is_file():
+            md5 = file_md5(root / checkpoint)
+        else:
+            locked = locked if locked is not None else locked_md5s(root / "dvc.lock")
+            md5 = locked.get(checkpoint.as_posix())
+        timed = timings.get(md5) or {}
         seconds = timed.get("seconds", record.get("train_seconds"))  # a JSON of before the log held its time
         out[name] = scores | {"epochs": record.get("epochs"), "train_minutes": None if seconds is None else seconds / 60,
                               "inference_ms_per_image": inference.get(name, scores.get("inference_ms_per_image")),
@@ -51,22 +57,17 @@ def with_training(path: Path, timings: dict[str, dict]) -> dict:
     return out
 
 
-def output_md5(root: Path, output: str | Path) -> str | None:
-    """The md5 of the pipeline output `output` of the project or run at `root`: its file's, else its dvc.lock's."""
-    if (root / output).is_file():
-        return file_md5(root / output)
-    lock = root / "dvc.lock"
+def locked_md5s(lock: Path) -> dict[str, str]:
+    """{output path: md5} of every stage's outputs in the dvc.lock at `lock`; {} where there is none."""
     if not lock.is_file() or lock.stat().st_size > MAX_LOCK_BYTES:
-        return None
+        return {}
     try:
         locked = yaml.safe_load(lock.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise PetsegError(f"{lock}: not a readable dvc.lock ({type(err).__name__})") from None
     stages = locked.get("stages") if isinstance(locked, dict) else None
-    if not isinstance(stages, dict):
-        return None
-    return next((out.get("md5") for stage in stages.values() if isinstance(stage, dict)
-                 for out in stage.get("outs") or [] if isinstance(out, dict) and out.get("path") == Path(output).as_posix()), None)
+    return {out["path"]: out.get("md5") for stage in (stages.values() if isinstance(stages, dict) else [])
+            if isinstance(stage, dict) for out in stage.get("outs") or [] if isinstance(out, dict) and isinstance(out.get("path"), str)}
 
 
 def trained_on(timed: dict) -> str | None:

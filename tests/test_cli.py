@@ -39,6 +39,10 @@ def write_params(tmp_path: Path, change) -> Path:
     (lambda p: p["preprocess"].update(valid_fraction=1.0), "preprocess.valid_fraction: 1.0 must be < 1"),
     (lambda p: p["unet"].pop("epochs"), "unet.epochs: missing"),
     (lambda p: p["tune"].update(n_trials=0), "tune.n_trials: 0 (no tuning) needs a fixed learning rate: set lr"),
+    (lambda p: (p["tune"].update(n_trials=0), p["unet"].update(lr=1e-3)),
+     "tune.n_trials: 0 (no tuning) needs a fixed learning rate: set lr, e.g. lr: 2.0e-3 (or resnet34_unet.lr)"),
+    (lambda p: p["resnet34_unet"].update(lr=0), "resnet34_unet.lr: 0 must be > 0"),
+    (lambda p: p["unet"].update(batch_size=8.0), "unet.batch_size: 8.0 is not an integer or null"),
     # pydantic's errors, said in the same words: a bool or a float where an integer goes, a range, a nested key
     (lambda p: p["train"].update(num_workers=True), "train.num_workers: True is not an integer"),
     (lambda p: p["train"].update(batch_size=8.0), "train.batch_size: 8.0 is not an integer"),
@@ -70,6 +74,15 @@ def test_bad_params_exit_2_with_one_line_before_any_work(tmp_path):
     result = petseg("--params", str(path), "train", "--model", "unet")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"petseg: {path}: unet.epochs: 0 must be >= 1"]
+
+
+def test_a_model_s_own_lr_and_batch_size_win_over_the_shared_ones(tmp_path):
+    params = load_params(write_params(tmp_path, lambda p: (
+        p.update(lr=1e-3), p["train"].update(batch_size=8), p["resnet34_unet"].update(lr=4e-3, batch_size=32))))
+    assert (params.lr_for("unet"), params.lr_for("resnet34_unet")) == (1e-3, 4e-3)
+    assert (params.train_for("unet").batch_size, params.train_for("resnet34_unet").batch_size) == (8, 32)
+    rest = params.train_for("resnet34_unet").model_dump(exclude={"batch_size"})
+    assert rest == params.train.model_dump(exclude={"batch_size"})
 
 
 def test_the_shipped_params_are_valid():
@@ -162,7 +175,7 @@ def test_no_tuning_writes_empty_trials_and_no_study(tmp_path, tiny_processed):
                         "--metrics", str(tmp_path / f"tune_{name}.json"), "--plot", str(tmp_path / f"tune_{name}.csv"),
                         "--timings", str(tmp_path / "timings.jsonl"))  # not the project's own log
         assert result.returncode == 0, result.stderr
-        assert f"no search (tune.n_trials 0): {name} train with lr 2.00e-03" in result.stderr
+        assert f"no search (tune.n_trials 0): {name} trains with lr 2.00e-03" in result.stderr
         tuned = json.loads((tmp_path / f"tune_{name}.json").read_text())
         assert tuned["best_lr"] is None and tuned["n_trials"] == 0
         assert (tmp_path / f"tune_{name}.csv").read_text() == "trial,lr,valid_dice,epochs,pruned\n"

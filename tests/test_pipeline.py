@@ -312,6 +312,20 @@ def test_exp_run_with_lr_and_exp_show(project):
     assert trained["lr"] == 1e-3
 
 
+def test_a_model_at_its_own_lr_and_batch_size_retrains_alone(project):
+    ran = stages_run(run(["dvc", "exp", "run", "-S", "resnet34_unet.lr=3e-3", "-S", "resnet34_unet.batch_size=2"],
+                         project))
+    assert {"tune@resnet34_unet", "train@resnet34_unet", "evaluate", "export"} <= ran  # trials train at its batch
+    assert not ran & {"tune@unet", "train@unet"}, ran
+    assert json.loads((project / "metrics" / "train_resnet34_unet.json").read_text())["lr"] == 3e-3
+    own = (project / "models" / "resnet34_unet.md").read_text()
+    assert "- Learning rate 0.003 (set in params.yaml), onecycle schedule, batch 2, " in own
+    shared = (project / "models" / "unet.md").read_text()
+    assert f", onecycle schedule, batch {TINY['train']['batch_size']}, " in shared
+    run(["git", "checkout", "--", "params.yaml"], project)
+    run(["dvc", "checkout", "-q"], project)
+
+
 def test_plots_show_renders_every_plot(project):
     run(["dvc", "plots", "show", "-o", "dvc_plots"], project)
     html = (project / "dvc_plots" / "index.html").read_text()

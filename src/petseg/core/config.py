@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from petseg.core.errors import ParamError, brief
 from petseg.core.limits import (MAX_ARCHIVE_BYTES, MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_PARAMS_BYTES,
                                  MAX_PHOTO_PIXELS, MAX_YAML_DEPTH)
-from petseg.models.spec import STRIDE
+from petseg.models.spec import MODELS, STRIDE
 
 MAX_WORKERS = 64  # data-loading processes: each holds a copy of the loader's state
 MAX_EPOCHS = 100_000
@@ -104,9 +104,18 @@ class Train(Section):
     deterministic: bool
 
 
+Rate = Annotated[Number, Field(gt=0, le=10)]
+# a model's own learning rate and batch size, where it trains better at another than the shared ones (null)
+OwnRate = Rate | None
+OwnBatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] | None
+Epochs = Annotated[int, Field(ge=1, le=MAX_EPOCHS)]
+
+
 class UNet(Section):
     base_channels: int = Field(ge=1, le=128)  # 124 million parameters: petseg.core.limits
-    epochs: int = Field(ge=1, le=MAX_EPOCHS)
+    epochs: Epochs
+    lr: OwnRate
+    batch_size: OwnBatchSize
 
     def architecture(self) -> dict:
         """The keys that define the network (the rest is training): what a checkpoint records."""
@@ -115,7 +124,9 @@ class UNet(Section):
 
 class ResNet34UNet(Section):
     decoder_channels: int = Field(ge=1, le=1024)  # 94 million parameters
-    epochs: int = Field(ge=1, le=MAX_EPOCHS)
+    epochs: Epochs
+    lr: OwnRate
+    batch_size: OwnBatchSize
 
     def architecture(self) -> dict:
         return {"decoder_channels": self.decoder_channels}
@@ -147,7 +158,7 @@ class Visualize(Section):
 
 class Params(Section):
     seed: int = Field(ge=0, le=2**32 - 1)  # numpy's and torch's seeds; a larger one overflows
-    lr: Number | None = Field(gt=0, le=10)
+    lr: Rate | None
     data: Data
     preprocess: Preprocess
     augment: Augment
@@ -161,6 +172,16 @@ class Params(Section):
     def model(self, name: str) -> UNet | ResNet34UNet:
         """The section of model `name` (a key of petseg.models.spec.MODELS)."""
         return getattr(self, name)
+
+    def lr_for(self, name: str) -> Number | None:
+        """Model `name`'s learning rate: its own, else the shared `lr` (None: the tune stage's)."""
+        own = self.model(name).lr
+        return self.lr if own is None else own
+
+    def train_for(self, name: str) -> Train:
+        """The train section as model `name` trains: with its own batch size where it has one."""
+        batch = self.model(name).batch_size
+        return self.train if batch is None else self.train.model_copy(update={"batch_size": batch})
 
     def as_dict(self) -> dict:
         """The params as params.yaml spells them."""
@@ -192,6 +213,12 @@ def _allowed(annotation) -> list:
     return list(typing.get_args(annotation))
 
 
+def _integer(annotation) -> bool:
+    """An int key, also where it is Annotated with bounds or may be null."""
+    members = typing.get_args(annotation) if type(None) in typing.get_args(annotation) else (annotation,)
+    return any(m is int or (typing.get_origin(m) is Annotated and typing.get_args(m)[0] is int) for m in members)
+
+
 def _message(model: type[BaseModel], error: dict, missing: set[tuple] = frozenset()) -> str:
     """One line for a pydantic error; `missing` (the locations of missing keys) lets an unknown key that is
     a misspelling of one of them say so."""
@@ -218,8 +245,8 @@ def _message(model: type[BaseModel], error: dict, missing: set[tuple] = frozense
         return f"{key}: {value!r} must be a multiple of {ctx['multiple_of']} (the models' stride)"
     if kind in ("literal_error", "bool_type"):
         return f"{key}: {value!r} is not one of {', '.join(map(str, _allowed(annotation)))}"
-    if kind == "int_type" and annotation is int:
-        return f"{key}: {value!r} is not an integer"
+    if kind == "int_type" and _integer(annotation):
+        return f"{key}: {value!r} is not an integer" + (" or null" if nullable else "")
     if kind in ("int_type", "float_type"):
         return f"{key}: {value!r} is not a number" + (" or null" if nullable else "")
     if kind in ("string_type", "string_too_short"):
@@ -236,8 +263,10 @@ def _message(model: type[BaseModel], error: dict, missing: set[tuple] = frozense
 def _check_across_sections(p: Params) -> None:
     if p.tune.lr_min >= p.tune.lr_max:
         raise ParamError(f"tune.lr_min: {p.tune.lr_min} must be < tune.lr_max ({p.tune.lr_max})")
-    if p.tune.n_trials == 0 and p.lr is None:
-        raise ParamError("tune.n_trials: 0 (no tuning) needs a fixed learning rate: set lr, e.g. lr: 2.0e-3")
+    untuned = [name for name in MODELS if p.lr_for(name) is None]
+    if p.tune.n_trials == 0 and untuned:
+        raise ParamError("tune.n_trials: 0 (no tuning) needs a fixed learning rate: set lr, e.g. lr: 2.0e-3 "
+                         f"(or {untuned[0]}.lr)")
     if p.data.source == "folder" and not Path(p.data.folder).expanduser().is_dir():
         raise ParamError(f"data.folder: {p.data.folder!r} is no folder; with data.source folder it "
                          "must be a folder in the official layout (images/, annotations/trimaps/, list files)")

@@ -32,8 +32,8 @@ def model_card(name: str, meta: dict, settings: Settings, params: Params, counts
     from metrics/train_NAME.json, `scores` its entry of metrics/evaluate.json, `parity` from the export."""
     title, size, p = MODELS.get(name, name), meta["image_size"], params
     arch = ", ".join(f"{k} {v}" for k, v in meta["arch"].items())
-    tuned = "set in params.yaml" if p.lr is not None else "found by the tune stage"
-    train = p.train
+    tuned = "set in params.yaml" if p.lr_for(name) is not None else "found by the tune stage"
+    train = p.train_for(name)
     confidence = round(100 * p.evaluate.confidence)
     tta = "averaged with that of its mirror image (TTA), " if settings.tta_hflip else ""
     lines = [

@@ -18,7 +18,7 @@ GIT_OUTPUTS = ("metrics", "plot")  # the options naming outputs git tracks: put 
 
 
 def resolve_lr(lr: float | None, tuned: Path) -> float:
-    """The `lr` param when set, else the tuned rate of this model."""
+    """The model's learning rate when params set one (its own or the shared `lr`), else its tuned rate."""
     if lr is not None:
         return lr
     if tuned is None or not Path(tuned).is_file():
@@ -37,12 +37,12 @@ def run(args, params) -> str:
     name, section = args.model, params.model(args.model)
     for flag, kind in (("tuned", "tuned"), ("checkpoint", "checkpoint"), ("metrics", "trained"), ("plot", "history")):
         setattr(args, flag, getattr(args, flag) or model_path(kind, name))
-    lr = resolve_lr(params.lr, args.tuned)
+    lr = resolve_lr(params.lr_for(name), args.tuned)
     train = load_split(args.data, "train")
     announce("train", best_device(), training_precision(params.train.amp, best_device()))
     resume = args.checkpoint.with_suffix(".resume.pt")  # not a DVC output: it must survive a rerun
     result = fit(name, section.architecture(), train, load_split(args.data, "valid"), lr=lr, epochs=section.epochs,
-                 seed=params.seed, train_params=params.train, augment=params.augment, resume=resume)
+                 seed=params.seed, train_params=params.train_for(name), augment=params.augment, resume=resume)
     if result.rank != 0:
         return f"{name}: rank {result.rank} done"
     best = result.history[result.best_epoch - 1]

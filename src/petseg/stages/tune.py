@@ -22,7 +22,7 @@ def tune_fingerprint(params, name: str, processed: Path) -> dict:
     its `epochs`: trials run `tune.epochs` (dvc.yaml tracks the same keys, so an epochs change reruns no tuning)."""
     manifest = (Path(processed) / "manifest.csv").read_text()
     tune = params.tune.model_dump(exclude={"storage", "heartbeat_seconds"})
-    return {"seed": params.seed, "train": params.train.model_dump(), "augment": params.augment.model_dump(),
+    return {"seed": params.seed, "train": params.train_for(name).model_dump(), "augment": params.augment.model_dump(),
             name: params.model(name).architecture(), "tune": tune, "manifest": manifest}
 
 
@@ -44,7 +44,8 @@ def run(args, params) -> str:
             write_json(metrics, NO_TUNING)
             write_csv(plot, [], fieldnames=TRIALS_FIELDS)
             timings.record(args.timings, plot, stage="tune", model=name, seconds=0.0)
-        return f"no search (tune.n_trials 0): {', '.join(names)} train with lr {params.lr:.2e}"
+        rates = ", ".join(f"{name} trains with lr {params.lr_for(name):.2e}" for name in names)
+        return f"no search (tune.n_trials 0): {rates}"
     train, valid = load_split(args.data, "train"), load_split(args.data, "valid")
     storage = open_storage(params.tune.storage)
     precision = training_precision(params.train.amp, best_device())
@@ -53,7 +54,7 @@ def run(args, params) -> str:
     for name, (metrics, plot) in outputs.items():
         with storage_errors(params.tune.storage):  # an RDB server that goes away mid-search
             study = tune_model(name, params.model(name).architecture(), train, valid, tune=params.tune,
-                               train_params=params.train, augment=params.augment, seed=params.seed,
+                               train_params=params.train_for(name), augment=params.augment, seed=params.seed,
                                storage=storage, fingerprint=tune_fingerprint(params, name, args.data))
             best = best_trial(study)
             rows, seconds = trials_table(study), trial_seconds(study)

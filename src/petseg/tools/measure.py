@@ -166,7 +166,7 @@ def tuning_cost(train: Split, valid: Split, params: Params, seeds=(0, 1)) -> lis
             with tempfile.TemporaryDirectory() as tmp:
                 storage = open_storage(f"{tmp}/bench.journal")
                 study = tune_model("unet", params.unet.architecture(), train, valid,
-                                   tune=tune, train_params=params.train, augment=params.augment,
+                                   tune=tune, train_params=params.train_for("unet"), augment=params.augment,
                                    seed=seed, storage=storage, fingerprint={"seed": seed, "pruning": pruning})
                 best = best_trial(study)
             rows.append({"pruning": pruning, "seed": seed, "trial_epochs": best["trial_epochs"],
@@ -197,7 +197,7 @@ def full_data_epoch(folder: Path, params: Params, arch: dict, plain: dict, lean:
 
     from petseg.data.arrays import load_split
     from petseg.data.preprocess import preprocess
-    batch, workers = params.train.batch_size, params.train.num_workers
+    batch, workers = params.train_for("unet").batch_size, params.train.num_workers
     with tempfile.TemporaryDirectory() as tmp:
         preprocess(folder, Path(tmp), size, params.preprocess.valid_fraction, params.seed,
                    workers=params.preprocess.num_workers)

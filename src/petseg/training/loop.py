@@ -220,7 +220,8 @@ def build_run(name: str, arch: dict, train: Split, valid: Split, *, lr: float, e
     cuda_determinism(device, train_params.deterministic)
     image_size, channels_last = train.image_size, train_params.channels_last
     if train_params.batch_size % world:
-        raise PetsegError(f"train.batch_size: {train_params.batch_size} is not divisible by {world} processes")
+        raise PetsegError(f"{name}'s batch size (train.batch_size, or {name}.batch_size where set): "
+                          f"{train_params.batch_size} is not divisible by {world} processes")
     batch_size = train_params.batch_size // world  # train.batch_size is the global batch
     net = build_model(name, arch).to(device)
     if channels_last:

@@ -83,3 +83,21 @@ def test_minutes_under_ten_keep_one_decimal():
         row |= {f"{model} dice": 0.8, f"{model} low": 0.7, f"{model} high": 0.9, f"{model} epochs": 3,
                 f"{model} minutes": minutes}
     assert summary(pd.DataFrame([row]))[0]["train min"] == "2.8/16"
+
+
+def test_a_per_model_key_set_on_one_run_shows_against_null_on_the_others(tmp_path):
+    shown = json.loads(json.dumps(SHOWN))
+    own_lr = shown[1]["experiments"][0]["revs"][1]  # epochs-40, now also at its own UNet rate
+    own_lr["data"]["params"]["params.yaml"]["data"]["unet"]["lr"] = 0.003
+    for rev in (shown[0], shown[1]):  # null on the workspace and main; lr-3e-4's revision predates the key
+        rev["data"]["params"]["params.yaml"]["data"]["unet"]["lr"] = None
+    path = tmp_path / "show.json"
+    path.write_text(json.dumps(shown))
+    result = subprocess.run([sys.executable, "-m", "petseg", "compare", "--json", str(path), "--timings",
+                             str(tmp_path / "none.jsonl")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    changed = {lines[i - 1].split()[0]: line.split() for i, line in enumerate(lines) if line.startswith("  ")}
+    assert changed["epochs-40"] == ["lr=0.001", "unet.epochs=40", "unet.lr=0.003"]
+    assert changed["main"] == ["lr=0.001", "unet.epochs=22", "unet.lr=null"]
+    assert changed["lr-3e-4-with-a"] == ["lr=0.0003", "unet.epochs=22", "unet.lr=null"]

@@ -253,3 +253,23 @@ def test_a_checkpoint_for_another_architecture_says_which_model_it_is(tmp_path):
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(tmp_path / "lie.pt")
     assert "weights do not fit the resnet34_unet" in str(err.value) and "\n" not in str(err.value)
+
+
+
+def _default_action(signum: int) -> bool:
+    return signal.getsignal(signum) == signal.SIG_DFL
+
+
+def test_preprocess_pool_workers_end_on_sigterm_as_by_default_under_the_commands_handler():
+    """A worker that kept the command's Python handler could miss Pool.terminate()'s SIGTERM when it landed just
+    before the worker blocked on the task queue's lock, and preprocess then waited for it forever."""
+    from multiprocessing import Pool
+
+    from petseg.data.preprocess import _default_stop_signals
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)  # as petseg's command handler
+    try:
+        with Pool(1) as plain, Pool(1, _default_stop_signals) as workers:
+            assert not plain.apply(_default_action, (signal.SIGTERM,))  # a fork inherits the handler
+            assert workers.apply(_default_action, (signal.SIGTERM,)) and workers.apply(_default_action, (signal.SIGHUP,))
+    finally:
+        signal.signal(signal.SIGTERM, previous)

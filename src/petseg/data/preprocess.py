@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from multiprocessing import Pool
 from pathlib import Path
@@ -14,6 +15,14 @@ from petseg.core.progress import note, progress
 from petseg.data.arrays import save_array
 from petseg.data.decode import BadFile, load_pair
 from petseg.data.splits import official_splits, pair_paths
+
+
+def _default_stop_signals() -> None:
+    """Pool initializer: SIGTERM and SIGHUP end a worker at once, as by default. The command's handler, inherited
+    through fork, runs only between bytecodes: a SIGTERM from Pool.terminate() just before the worker blocks on
+    the task queue's lock was otherwise lost, and the command waited for that worker forever."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def _load(job):
@@ -37,7 +46,7 @@ def preprocess(raw_dir: Path, out_dir: Path, image_size: int, valid_fraction: fl
     manifest, skipped, counts = [], [], {}
     # whole or nothing: the arrays and tables are renamed into place together at the end, so an error or
     # Ctrl-C never leaves new arrays of one split beside old ones of another
-    with whole_outputs() as outputs, Pool(workers) if workers > 1 else _Serial() as pool:
+    with whole_outputs() as outputs, Pool(workers, _default_stop_signals) if workers > 1 else _Serial() as pool:
         for split, stems in splits.items():
             images, masks = [], []
             jobs = [(raw_dir, stem, image_size, min_side, max_pixels) for stem in stems]

@@ -60,7 +60,8 @@ def table(shown: list[dict], timings: dict[str, dict]):
     if frame.empty:
         raise PetsegError("dvc exp show: no revision with metrics/evaluate.json (run `dvc exp run` first)")
     params = [c for c in frame.columns if c.startswith("param:")]
-    varying = [c for c in params if frame[c].astype(str).nunique() > 1]
+    # null (or a key older revisions lack) counts as a value: `unet.lr` set on one run differs from null on the rest
+    varying = [c for c in params if frame[c].astype(str).nunique(dropna=False) > 1]
     frame = frame.drop(columns=[c for c in params if c not in varying])
     return frame.rename(columns=lambda c: c.removeprefix("param:"))
 
@@ -85,7 +86,7 @@ def summary(frame) -> list[dict]:
                     "epochs": "/".join("-" if missing(e) else str(int(e)) for e in epochs),
                     "train min": "/".join("-" if missing(m) else f"{m:.1f}" if m < 10 else f"{m:.0f}"
                                           for m in minutes),
-                    "changed": " ".join(f"{c}={row[c]}" for c in changed)})
+                    "changed": " ".join(f"{c}={'null' if missing(row[c]) else row[c]}" for c in changed)})
     return out
 
 

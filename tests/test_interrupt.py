@@ -255,7 +255,6 @@ def test_a_checkpoint_for_another_architecture_says_which_model_it_is(tmp_path):
     assert "weights do not fit the resnet34_unet" in str(err.value) and "\n" not in str(err.value)
 
 
-
 def _default_action(signum: int) -> bool:
     return signal.getsignal(signum) == signal.SIG_DFL
 

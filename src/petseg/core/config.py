@@ -102,6 +102,10 @@ class Train(Section):
     fused_adam: bool
     amp: Literal["auto", "on", "off"]
     deterministic: bool
+    # progressive resizing: the first progressive_fraction of the epochs train on crops of this side, the rest
+    # at preprocess.image_size (null: every epoch at image_size)
+    progressive_size: Annotated[int, Field(ge=STRIDE, le=MAX_IMAGE_SIZE, multiple_of=STRIDE)] | None
+    progressive_fraction: Number = Field(ge=0, le=1)
 
 
 Rate = Annotated[Number, Field(gt=0, le=10)]
@@ -270,6 +274,9 @@ def _check_across_sections(p: Params) -> None:
     if p.data.source == "folder" and not Path(p.data.folder).expanduser().is_dir():
         raise ParamError(f"data.folder: {p.data.folder!r} is no folder; with data.source folder it "
                          "must be a folder in the official layout (images/, annotations/trimaps/, list files)")
+    if p.train.progressive_size is not None and p.train.progressive_size >= p.preprocess.image_size:
+        raise ParamError(f"train.progressive_size: {p.train.progressive_size} must be < preprocess.image_size "
+                         f"({p.preprocess.image_size}), or null")
     if p.train.dice_weight + p.train.bce_weight <= 0:
         raise ParamError("train.dice_weight: dice_weight + bce_weight must be > 0")
 

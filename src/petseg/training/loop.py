@@ -81,16 +81,26 @@ def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed:
                       pin_memory=torch.cuda.is_available())
 
 
-def start_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
-    """Seed the epoch's shuffle and augmentation from (seed, epoch)."""
+def start_epoch(loader: DataLoader, seed: int, epoch: int, size: int | None = None) -> None:
+    """Seed the epoch's shuffle and augmentation from (seed, epoch); `size`: the side its crops are resized to
+    (None: the dataset's image size)."""
     this_epoch = epoch_seed(seed, epoch)
     loader.generator.manual_seed(this_epoch)
     sampler = loader.sampler
     if isinstance(sampler, AugmentationSeeds):
-        sampler.epoch_seed = this_epoch
+        sampler.epoch_seed, sampler.epoch_size = this_epoch, size
         sampler = sampler.sampler
     if isinstance(sampler, DistributedSampler):
         sampler.set_epoch(epoch)  # the same permutation on every rank, each takes its share
+
+
+def crop_size(epoch: int, epochs: int, train_params: TrainParams) -> int | None:
+    """Epoch `epoch`'s training side under progressive resizing: train.progressive_size for the first
+    train.progressive_fraction of the epochs (rounded down), then None, the full image size."""
+    small = train_params.progressive_size
+    if small is None or epoch > int(epochs * train_params.progressive_fraction):
+        return None
+    return small
 
 
 def reduce_epoch(loss: float, counts: torch.Tensor, world: int) -> tuple[float, torch.Tensor]:
@@ -227,7 +237,9 @@ def build_run(name: str, arch: dict, train: Split, valid: Split, *, lr: float, e
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     model = DistributedDataParallel(net) if world > 1 else net
-    train_set = SegmentationDataset(train, train_transform(augment, image_size, seed))
+    small = train_params.progressive_size
+    resized = {small: train_transform(augment, small, seed)} if small is not None else None
+    train_set = SegmentationDataset(train, train_transform(augment, image_size, seed), resized)
     sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=seed, drop_last=True) if world > 1 else None
     train_loader = make_loader(train_set, batch_size, True, train_params.num_workers, seed, sampler,
                                train_params.persistent_workers)
@@ -267,7 +279,8 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
             note(f"{name}: resuming after epoch {len(history)} from {resume}")
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
-        start_epoch(run.train_loader, seed, epoch)
+        size = crop_size(epoch, epochs, train_params)
+        start_epoch(run.train_loader, seed, epoch, size)
         lr_now = run.optimizer.param_groups[0]["lr"]
         train_loss, train_counts = reduce_epoch(*train_epoch(run, epoch, f"{name} epoch {epoch}/{epochs}"), run.world)
         valid_loss, valid_counts = reduce_epoch(*validate(run, epoch), run.world)
@@ -280,7 +293,8 @@ def fit(name: str, arch: dict, train: Split, valid: Split, *, lr: float, epochs:
             best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in run.net.state_dict().items()}
             best_epoch = epoch
         if run.rank == 0:
-            note(f"{name} epoch {epoch}/{epochs}: train loss {train_loss:.4f} dice {row['train_dice']:.4f}, "
+            at = "" if size is None else f" at {size} px"
+            note(f"{name} epoch {epoch}/{epochs}{at}: train loss {train_loss:.4f} dice {row['train_dice']:.4f}, "
                  f"valid loss {valid_loss:.4f} dice {row['valid_dice']:.4f}, {row['seconds']:.1f} s")
         if resume is not None and run.rank == 0:
             with atomic_path(resume) as tmp:

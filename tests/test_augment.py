@@ -14,7 +14,7 @@ from petseg.data.splits import pair_paths
 from petseg.models.build import normalize
 from petseg.training.augment import reseed, train_transform
 from petseg.training.dataset import SegmentationDataset
-from petseg.training.loop import make_loader, start_epoch
+from petseg.training.loop import crop_size, make_loader, start_epoch
 from tests.conftest import REPO
 
 AUGMENT = load_params(REPO / "params.yaml").augment
@@ -65,6 +65,37 @@ def test_epochs_differ_and_the_same_seed_repeats_the_run(same_photo_eight_times,
     assert epochs(same_photo_eight_times, seed=8, workers=workers)[0] != run[0]
 
 
+def progressive_epochs(split: Split, workers: int, persistent: bool) -> list[tuple[set, list[bytes]]]:
+    """Three epochs of a loader as progressive resizing drives it: 32 px crops, then 32, then the full 64."""
+    dataset = SegmentationDataset(split, train_transform(AUGMENT, 64, 3), {32: train_transform(AUGMENT, 32, 3)})
+    loader = make_loader(dataset, batch_size=4, shuffle=False, num_workers=workers, seed=3, persistent=persistent)
+    run = []
+    for epoch, size in ((1, 32), (2, 32), (3, None)):
+        start_epoch(loader, 3, epoch, size)
+        batches = list(loader)
+        shapes = {(tuple(images.shape[1:]), tuple(masks.shape[1:])) for images, masks in batches}
+        run.append((shapes, [images.numpy().tobytes() for images, _ in batches]))
+    return run
+
+
+def test_progressive_epochs_crop_to_their_size_whatever_the_workers(same_photo_eight_times):
+    in_process = progressive_epochs(same_photo_eight_times, workers=0, persistent=False)
+    assert [shapes for shapes, _ in in_process] == [{((3, 32, 32), (1, 32, 32))}] * 2 + [{((3, 64, 64), (1, 64, 64))}]
+    assert len(set(in_process[0][1]) | set(in_process[1][1])) == 4  # two epochs of 32 px, each its own draws
+    # persistent workers hold their own copy of the dataset: the size reaches them with each index
+    assert progressive_epochs(same_photo_eight_times, workers=2, persistent=True) == in_process
+
+
+@pytest.mark.parametrize("epochs, size, fraction, small_epochs", [
+    (10, 96, 0.5, 5), (9, 96, 0.5, 4), (18, 96, 0.5, 9), (3, 64, 0.0, 0), (3, 64, 1.0, 3), (1, 64, 0.5, 0),
+    (10, None, 0.5, 0)])
+def test_progressive_resizing_trains_the_first_share_of_epochs_small(epochs, size, fraction, small_epochs):
+    params = load_params(REPO / "params.yaml").train.model_copy(
+        update={"progressive_size": size, "progressive_fraction": fraction})
+    sizes = [crop_size(epoch, epochs, params) for epoch in range(1, epochs + 1)]
+    assert sizes == [size] * small_epochs + [None] * (epochs - small_epochs)
+
+
 def test_mask_follows_the_photo():
     """petseg's transform moves photo and mask together: on a photo that is white exactly where its mask is,
     the augmented mask is still where the augmented photo is white (but for interpolated edge pixels)."""
@@ -77,7 +108,7 @@ def test_mask_follows_the_photo():
                                   train_transform(geometric_only, 64, 0))
     moved = 0
     for index in range(4):
-        photo, target = dataset[(index, 100 + index)]
+        photo, target = dataset[(index, 100 + index, None)]
         white, pet = photo[0].numpy() > 127, target[0].numpy() > 0
         assert (white == pet).mean() > 0.95  # a photo moved without its mask agrees on about half
         moved += (pet != mask.astype(bool)).mean() > 0.05  # the transform did move things

@@ -43,6 +43,10 @@ def write_params(tmp_path: Path, change) -> Path:
      "tune.n_trials: 0 (no tuning) needs a fixed learning rate: set lr, e.g. lr: 2.0e-3 (or resnet34_unet.lr)"),
     (lambda p: p["resnet34_unet"].update(lr=0), "resnet34_unet.lr: 0 must be > 0"),
     (lambda p: p["unet"].update(batch_size=8.0), "unet.batch_size: 8.0 is not an integer or null"),
+    (lambda p: p["train"].update(progressive_size=96),
+     "train.progressive_size: 96 must be < preprocess.image_size (96), or null"),
+    (lambda p: p["train"].update(progressive_size=48), "train.progressive_size: 48 must be a multiple of 32"),
+    (lambda p: p["train"].update(progressive_fraction=1.5), "train.progressive_fraction: 1.5 must be <= 1"),
     # pydantic's errors, said in the same words: a bool or a float where an integer goes, a range, a nested key
     (lambda p: p["train"].update(num_workers=True), "train.num_workers: True is not an integer"),
     (lambda p: p["train"].update(batch_size=8.0), "train.batch_size: 8.0 is not an integer"),

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 TINY = {
     "preprocess": {"image_size": 64},
-    "train": {"batch_size": 4},
+    "train": {"batch_size": 4, "progressive_size": 32},  # the UNet's first epoch on 32 px crops
     "unet": {"base_channels": 4, "epochs": 2},
     "resnet34_unet": {"decoder_channels": 8, "epochs": 1},
     "tune": {"n_trials": 2, "epochs": 1, "startup_trials": 1},

@@ -14,7 +14,7 @@ from petseg.data.splits import pair_paths
 from petseg.models.build import normalize
 from petseg.training.augment import reseed, train_transform
 from petseg.training.dataset import SegmentationDataset
-from petseg.training.loop import crop_size, make_loader, start_epoch
+from petseg.training.loop import crop_size, epoch_seed, make_loader, start_epoch
 from tests.conftest import REPO
 
 AUGMENT = load_params(REPO / "params.yaml").augment
@@ -55,6 +55,30 @@ def test_the_draws_do_not_depend_on_the_workers(same_photo_eight_times):
     in_process = epochs(same_photo_eight_times, seed=7, workers=0, n_epochs=3)
     assert epochs(same_photo_eight_times, seed=7, workers=2, n_epochs=3) == in_process
     assert epochs(same_photo_eight_times, seed=7, workers=2, n_epochs=3, persistent=True) == in_process
+
+
+def shuffled_epochs(workers: int, persistent: bool, n_epochs: int = 3) -> list[list[int]]:
+    """The order a shuffling loader visits 12 samples (each its own index) in, epoch by epoch."""
+    loader = make_loader(torch.utils.data.TensorDataset(torch.arange(12)), batch_size=4, shuffle=True,
+                         num_workers=workers, seed=5, persistent=persistent)
+    run = []
+    for epoch in range(1, n_epochs + 1):
+        start_epoch(loader, 5, epoch)
+        run.append([int(i) for (batch,) in loader for i in batch])
+    return run
+
+
+def test_the_shuffle_does_not_depend_on_the_workers():
+    in_process = shuffled_epochs(workers=0, persistent=False)
+    for epoch, order in enumerate(in_process, start=1):
+        # one generator seeded with the epoch's seed, one int64 spent (the workers' base seed a DataLoader
+        # draws from a shared generator), then the permutation: the order the committed runs trained in
+        generator = torch.Generator().manual_seed(epoch_seed(5, epoch))
+        torch.empty((), dtype=torch.int64).random_(generator=generator)
+        assert order == torch.randperm(12, generator=generator).tolist()
+    assert len({tuple(order) for order in in_process}) == 3
+    assert shuffled_epochs(workers=2, persistent=False) == in_process
+    assert shuffled_epochs(workers=2, persistent=True) == in_process  # a persistent loader draws no base seed
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -67,13 +67,21 @@ def cuda_determinism(device: torch.device, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
+def shuffle_generator(seed: int) -> torch.Generator:
+    """The epoch's shuffle generator: seeded, then one draw spent, so that its permutation is the one a loader
+    sharing a single generator draws after the workers' base seed (the order committed runs trained in)."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    return generator
+
+
 def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
                 sampler=None, persistent: bool = False) -> DataLoader:
     """Batches of `dataset`; with a transform, each sample carries its augmentation seed (`start_epoch`
     sets the epoch's), so the run is the same for any number of workers, persistent or not."""
-    generator = torch.Generator().manual_seed(seed)  # the shuffle, reseeded by start_epoch
-    if sampler is None:
-        sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    generator = torch.Generator().manual_seed(seed)  # the workers' base seed, reseeded by start_epoch
+    if sampler is None:  # the shuffle has its own generator: a persistent loader draws no base seed after epoch 1
+        sampler = RandomSampler(dataset, generator=shuffle_generator(seed)) if shuffle else SequentialSampler(dataset)
     if getattr(dataset, "transform", None) is not None:
         sampler = AugmentationSeeds(sampler)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=shuffle, num_workers=num_workers,
@@ -90,6 +98,8 @@ def start_epoch(loader: DataLoader, seed: int, epoch: int, size: int | None = No
     if isinstance(sampler, AugmentationSeeds):
         sampler.epoch_seed, sampler.epoch_size = this_epoch, size
         sampler = sampler.sampler
+    if isinstance(sampler, RandomSampler):
+        sampler.generator = shuffle_generator(this_epoch)
     if isinstance(sampler, DistributedSampler):
         sampler.set_epoch(epoch)  # the same permutation on every rank, each takes its share
 

@@ -47,6 +47,8 @@ def write_params(tmp_path: Path, change) -> Path:
      "train.progressive_size: 96 must be < preprocess.image_size (96), or null"),
     (lambda p: p["train"].update(progressive_size=48), "train.progressive_size: 48 must be a multiple of 32"),
     (lambda p: p["train"].update(progressive_fraction=1.5), "train.progressive_fraction: 1.5 must be <= 1"),
+    (lambda p: p["resnet34_unet"].update(progressive_size=96),
+     "resnet34_unet.progressive_size: 96 must be < preprocess.image_size (96), or null"),
     # pydantic's errors, said in the same words: a bool or a float where an integer goes, a range, a nested key
     (lambda p: p["train"].update(num_workers=True), "train.num_workers: True is not an integer"),
     (lambda p: p["train"].update(batch_size=8.0), "train.batch_size: 8.0 is not an integer"),
@@ -87,6 +89,15 @@ def test_a_model_s_own_lr_and_batch_size_win_over_the_shared_ones(tmp_path):
     assert (params.train_for("unet").batch_size, params.train_for("resnet34_unet").batch_size) == (8, 32)
     rest = params.train_for("resnet34_unet").model_dump(exclude={"batch_size"})
     assert rest == params.train.model_dump(exclude={"batch_size"})
+
+
+def test_a_model_s_own_first_crop_size_wins_over_the_shared_one(tmp_path):
+    params = load_params(write_params(tmp_path, lambda p: (
+        p["train"].update(progressive_size=64), p["resnet34_unet"].update(progressive_size=32))))
+    unet, resnet = params.train_for("unet"), params.train_for("resnet34_unet")
+    assert (unet.progressive_size, resnet.progressive_size) == (64, 32)
+    assert resnet.model_dump(exclude={"progressive_size"}) == params.train.model_dump(exclude={"progressive_size"})
+    assert (unet.small_epochs(24), unet.small_epochs(5)) == (12, 2)  # progressive_fraction 0.5, rounded down
 
 
 def test_the_shipped_params_are_valid():

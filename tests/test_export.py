@@ -197,3 +197,8 @@ def test_model_card_from_the_metrics(tmp_path):
     assert "pet where its sigmoid, averaged with that of its mirror image (TTA), is over 0.5" in card
     assert card.index(MEASURED) > card.index("## Known limits")  # the machine-dependent part is last
     assert "1.7e-05 at 96x96 px" in card and " ms " not in card  # a time would change the card on every run
+    assert "Progressive resizing" not in card  # the shipped params train every epoch at the full size
+    params = params.model_copy(update={"unet": params.unet.model_copy(update={"progressive_size": 64})})
+    card = model_card("unet", meta, from_params(params), params, counts, dict(trained, epochs=23), scores,
+                      {"96x96": 1.7e-5}, "4 photos of x", 1e-3)
+    assert "- Progressive resizing: the first 11 epochs on 64 px crops\n" in card  # 23 x 0.5, rounded down

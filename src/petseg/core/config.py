@@ -90,6 +90,9 @@ class Augment(Section):
     _ranges = field_validator("crop_scale", "noise_std")(_low_high)
 
 
+ProgressiveSize = Annotated[int, Field(ge=STRIDE, le=MAX_IMAGE_SIZE, multiple_of=STRIDE)]
+
+
 class Train(Section):
     batch_size: int = Field(ge=1, le=MAX_BATCH_SIZE)
     dice_weight: Number = Field(ge=0, le=1000)
@@ -104,14 +107,20 @@ class Train(Section):
     deterministic: bool
     # progressive resizing: the first progressive_fraction of the epochs train on crops of this side, the rest
     # at preprocess.image_size (null: every epoch at image_size)
-    progressive_size: Annotated[int, Field(ge=STRIDE, le=MAX_IMAGE_SIZE, multiple_of=STRIDE)] | None
+    progressive_size: ProgressiveSize | None
     progressive_fraction: Number = Field(ge=0, le=1)
+
+    def small_epochs(self, epochs: int) -> int:
+        """How many of `epochs` epochs, the first ones, train on progressive_size crops."""
+        return 0 if self.progressive_size is None else int(epochs * self.progressive_fraction)
 
 
 Rate = Annotated[Number, Field(gt=0, le=10)]
-# a model's own learning rate and batch size, where it trains better at another than the shared ones (null)
+# a model's own learning rate, batch size and first crop size, where it trains better at another than the
+# shared ones (null)
 OwnRate = Rate | None
 OwnBatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] | None
+OwnProgressiveSize = ProgressiveSize | None
 Epochs = Annotated[int, Field(ge=1, le=MAX_EPOCHS)]
 
 
@@ -120,6 +129,7 @@ class UNet(Section):
     epochs: Epochs
     lr: OwnRate
     batch_size: OwnBatchSize
+    progressive_size: OwnProgressiveSize
 
     def architecture(self) -> dict:
         """The keys that define the network (the rest is training): what a checkpoint records."""
@@ -131,6 +141,7 @@ class ResNet34UNet(Section):
     epochs: Epochs
     lr: OwnRate
     batch_size: OwnBatchSize
+    progressive_size: OwnProgressiveSize
 
     def architecture(self) -> dict:
         return {"decoder_channels": self.decoder_channels}
@@ -183,9 +194,10 @@ class Params(Section):
         return self.lr if own is None else own
 
     def train_for(self, name: str) -> Train:
-        """The train section as model `name` trains: with its own batch size where it has one."""
-        batch = self.model(name).batch_size
-        return self.train if batch is None else self.train.model_copy(update={"batch_size": batch})
+        """The train section as model `name` trains: with its own batch size and first crop size where set."""
+        own = {key: getattr(self.model(name), key) for key in ("batch_size", "progressive_size")}
+        own = {key: value for key, value in own.items() if value is not None}
+        return self.train.model_copy(update=own) if own else self.train
 
     def as_dict(self) -> dict:
         """The params as params.yaml spells them."""
@@ -274,9 +286,11 @@ def _check_across_sections(p: Params) -> None:
     if p.data.source == "folder" and not Path(p.data.folder).expanduser().is_dir():
         raise ParamError(f"data.folder: {p.data.folder!r} is no folder; with data.source folder it "
                          "must be a folder in the official layout (images/, annotations/trimaps/, list files)")
-    if p.train.progressive_size is not None and p.train.progressive_size >= p.preprocess.image_size:
-        raise ParamError(f"train.progressive_size: {p.train.progressive_size} must be < preprocess.image_size "
-                         f"({p.preprocess.image_size}), or null")
+    for key in ["train", *MODELS]:
+        small = getattr(p, key).progressive_size
+        if small is not None and small >= p.preprocess.image_size:
+            raise ParamError(f"{key}.progressive_size: {small} must be < preprocess.image_size "
+                             f"({p.preprocess.image_size}), or null")
     if p.train.dice_weight + p.train.bce_weight <= 0:
         raise ParamError("train.dice_weight: dice_weight + bce_weight must be > 0")
 

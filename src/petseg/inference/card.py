@@ -25,6 +25,14 @@ def _dice(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _progressive(epochs: int, train) -> list[str]:
+    """The card's line on progressive resizing, where the model trained with it."""
+    small = train.small_epochs(epochs)
+    if not small:
+        return []
+    return [f"- Progressive resizing: the first {small} epochs on {train.progressive_size} px crops"]
+
+
 def model_card(name: str, meta: dict, settings: Settings, params: Params, counts: dict, trained: dict, scores: dict,
                parity: dict[str, float], parity_source: str, tolerance: float) -> str:
     """The card of one model: `meta` from its checkpoint, `settings` the threshold and TTA its ONNX model records,
@@ -67,6 +75,7 @@ def model_card(name: str, meta: dict, settings: Settings, params: Params, counts
         f"- Learning rate {trained['lr']:.3g} ({tuned}), {train.scheduler} schedule, batch {train.batch_size}, "
         f"loss {train.dice_weight:g} x (1 - soft Dice) + {train.bce_weight:g} x BCE, seed {p.seed}",
         f"- Precision: {PRECISION.get(meta.get('precision', 'fp32'))} ({AMP.get(train.amp, train.amp)})",
+        *_progressive(trained["epochs"], train),
         "",
         f"## Test results ({scores['n_images']} photos)",
         "",

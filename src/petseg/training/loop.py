@@ -107,10 +107,7 @@ def start_epoch(loader: DataLoader, seed: int, epoch: int, size: int | None = No
 def crop_size(epoch: int, epochs: int, train_params: TrainParams) -> int | None:
     """Epoch `epoch`'s training side under progressive resizing: train.progressive_size for the first
     train.progressive_fraction of the epochs (rounded down), then None, the full image size."""
-    small = train_params.progressive_size
-    if small is None or epoch > int(epochs * train_params.progressive_fraction):
-        return None
-    return small
+    return train_params.progressive_size if epoch <= train_params.small_epochs(epochs) else None
 
 
 def reduce_epoch(loss: float, counts: torch.Tensor, world: int) -> tuple[float, torch.Tensor]:

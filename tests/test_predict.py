@@ -171,6 +171,13 @@ def test_predict_follows_the_exif_orientation_outside_any_project(checkpoint, ti
     assert Image.open(tmp_path / "out" / "phone_overlay.png").size == upright.size
 
 
+def test_one_photo_is_counted_in_the_singular(checkpoint, tiny_raw, tmp_path):
+    Image.open(tiny_raw / "images" / "Abyssinian_5.jpg").convert("RGB").save(tmp_path / "cat.jpg")
+    result = predict(checkpoint, "cat.jpg", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "wrote masks and overlays of 1 photo to out; skipped 0" in result.stderr
+
+
 def test_photos_of_one_name_never_overwrite_each_other(checkpoint, tmp_path):
     rng = np.random.default_rng(1)
     for name in ("a/pet.jpg", "b/pet.png", "c/dog.jpg", "c/dog.png", "cat.jpg"):

@@ -71,7 +71,8 @@ def run(args, params) -> str:
         print(f"skipped {reason}", file=sys.stderr)
     if not written and skipped:
         raise PetsegError(f"none of the {len(skipped)} photos could be used (each skipped above)")
-    return f"wrote masks and overlays of {len(written)} photos to {args.out}; skipped {len(skipped)}"
+    noun = "photo" if len(written) == 1 else "photos"
+    return f"wrote masks and overlays of {len(written)} {noun} to {args.out}; skipped {len(skipped)}"
 
 
 def add_arguments(p) -> None:

@@ -195,8 +195,8 @@ class Params(Section):
 
     def train_for(self, name: str) -> Train:
         """The train section as model `name` trains: with its own batch size and first crop size where set."""
-        own = {key: getattr(self.model(name), key) for key in ("batch_size", "progressive_size")}
-        own = {key: value for key, value in own.items() if value is not None}
+        section = self.model(name)
+        own = {key: value for key in ("batch_size", "progressive_size") if (value := getattr(section, key)) is not None}
         return self.train.model_copy(update=own) if own else self.train
 
     def as_dict(self) -> dict:

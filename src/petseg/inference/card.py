@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from petseg.core.config import Params
+from petseg.core.config import Params, Train
 from petseg.inference.settings import MAX_SQUASH, Settings
 from petseg.models.spec import MODELS, STRIDE
 
@@ -25,7 +25,7 @@ def _dice(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def _progressive(epochs: int, train) -> list[str]:
+def _progressive(epochs: int, train: Train) -> list[str]:
     """The card's line on progressive resizing, where the model trained with it."""
     small = train.small_epochs(epochs)
     if not small:

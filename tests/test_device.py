@@ -71,6 +71,10 @@ def test_cpu_description_names_the_features_that_matter(monkeypatch, tmp_path):
     assert dev.cpu_description() == "Test CPU 9000 (AVX2, AVX-512, AVX512-BF16, AMX-BF16)"
     cpuinfo.write_text("model name\t: Old CPU\nflags\t\t: fpu sse2\n")
     assert dev.cpu_description() == "Old CPU (none of AVX2, AVX-512, AVX512-BF16, AMX-BF16)"
+    # a brand-only model name: the family and model numbers tell a Zen 4 (25) from a Zen 5 (26)
+    cpuinfo.write_text("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n"
+                       "flags\t\t: fpu avx2 avx512f avx512_bf16\n\nprocessor\t: 1\ncpu family\t: 26\n")
+    assert dev.cpu_description() == "AMD EPYC, family 25 model 17 (AVX2, AVX-512, AVX512-BF16)"
 
 
 @pytest.mark.parametrize("written, expected", [("on", "on"), ("off", "off"), ("auto", "auto"), ("'on'", "on")])

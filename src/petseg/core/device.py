@@ -41,16 +41,19 @@ def best_device() -> torch.device:
 
 
 def cpu_description() -> str:
-    """`Intel(R) Xeon(R) Processor (AVX2, AVX-512, AVX512-BF16, AMX-BF16)`: model name and the features that matter."""
-    name, flags = "unknown CPU", set()
+    """`AMD EPYC, family 25 model 17 (AVX2, AVX-512, AVX512-BF16)`: model name, family and model numbers (a virtual
+    machine's model name may be only the brand, as here, which hides a Zen 4 from a Zen 5) and the features that matter."""
+    fields, flags = {}, set()
     cpuinfo = Path("/proc/cpuinfo")
     for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-            name = value.strip()
-        elif key.strip() == "flags":
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "flags":
             flags = set(value.split())
             break
+        fields.setdefault(key, value)
+    name = fields.get("model name", "unknown CPU")
+    if fields.get("cpu family") and fields.get("model"):
+        name += f", family {fields['cpu family']} model {fields['model']}"
     features = [label for flag, label in CPU_FEATURES.items() if flag in flags]
     return f"{name} ({', '.join(features) or 'none of ' + ', '.join(CPU_FEATURES.values())})"
 

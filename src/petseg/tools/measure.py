@@ -104,14 +104,19 @@ def prepare(name: str, arch: dict, device: torch.device, settings: dict):
     return model, make_optimizer(model.parameters(), 1e-3, settings["fused_adam"]), DiceBCELoss()
 
 
+def random_batch(batch_size: int, size: int, device: torch.device, settings: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalized random photos in the layout `settings` trains in, and random masks: what a step costs."""
+    fmt = torch.channels_last if settings["channels_last"] else torch.contiguous_format
+    images = normalize(torch.randint(0, 255, (batch_size, 3, size, size), dtype=torch.uint8, device=device))
+    masks = (torch.rand(batch_size, 1, size, size, device=device) > 0.5).float()
+    return images.contiguous(memory_format=fmt), masks
+
+
 def step_rate(name: str, arch: dict, size: int, batch_size: int, device: torch.device, settings: dict,
               repeats: int, steps: int = 5) -> float:
     """Training steps (forward, Dice+BCE, backward, Adam) per second, in images."""
     model, optimizer, loss_fn = prepare(name, arch, device, settings)
-    fmt = torch.channels_last if settings["channels_last"] else torch.contiguous_format
-    images = normalize(torch.randint(0, 255, (batch_size, 3, size, size), dtype=torch.uint8, device=device))
-    images = images.contiguous(memory_format=fmt)
-    masks = (torch.rand(batch_size, 1, size, size, device=device) > 0.5).float()
+    images, masks = random_batch(batch_size, size, device, settings)
     amp = precision_of(settings)
     scaler = grad_scaler(device, amp)
 

@@ -41,18 +41,18 @@ def worker(model: str, size: int, batch: int, warmup: float, seconds: float, rep
     settings = path_settings(params.train, cpu, True)
     net, optimizer, loss_fn = prepare(model, params.model(model).architecture(), cpu, settings)
     images, masks = random_batch(batch, size, cpu, settings)
-    amp, scaler = precision_of(settings), grad_scaler(cpu, precision_of(settings))
-    start = time.perf_counter()
-    while time.perf_counter() < start + warmup:
-        train_step(net, images, masks, loss_fn, optimizer, scaler, amp)
-    rates = []
-    for _ in range(repeats):  # whole steps, so a window runs a little past `seconds`
+    amp = precision_of(settings)
+    scaler = grad_scaler(cpu, amp)
+
+    def images_per_second(window: float) -> float:
         begin, steps = time.perf_counter(), 0
-        while time.perf_counter() < begin + seconds:
+        while time.perf_counter() < begin + window:  # whole steps: a window runs a little past its end
             train_step(net, images, masks, loss_fn, optimizer, scaler, amp)
             steps += 1
-        rates.append(steps * batch / (time.perf_counter() - begin))
-    print(json.dumps({"model": model, "threads": torch.get_num_threads(), "rate": statistics.median(rates)}))
+        return steps * batch / (time.perf_counter() - begin)
+
+    images_per_second(warmup)
+    print(json.dumps({"model": model, "rate": statistics.median(images_per_second(seconds) for _ in range(repeats))}))
 
 
 def measure(models: list[str], threads: int, args) -> dict[str, float]:
@@ -90,13 +90,11 @@ def main() -> None:
     alone = {m: measure([m], cores, args)[m] for m in MODELS}
     single = {m: measure([m], 1, args)[m] for m in MODELS}
     beside = measure(list(MODELS), 1, args)
-    # one epoch of N images each: one after the other, or side by side with the slower one ending alone
-    n = 1.0
-    sequential = sum(n / alone[m] for m in MODELS)
-    first = min(MODELS, key=lambda m: n / beside[m])
+    # one epoch of each (one unit of images): one after the other, or side by side, the slower one ending alone
+    sequential = sum(1 / alone[m] for m in MODELS)
+    first = max(MODELS, key=beside.get)
     other = next(m for m in MODELS if m != first)
-    left = n - beside[other] * (n / beside[first])
-    together = n / beside[first] + left / single[other]
+    together = 1 / beside[first] + (1 - beside[other] / beside[first]) / single[other]
     print("| model | alone, {0} threads | alone, 1 thread | beside the other, 1 thread each |".format(cores))
     print("| --- | --- | --- | --- |")
     for m in MODELS:

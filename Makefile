@@ -4,7 +4,7 @@
 # make queue JOBS=N: run the queued experiments N at a time, each with its share of the cores.
 # make compare: the experiments side by side in 80 columns (petseg compare: Dice with intervals, epochs, training minutes, changed params).
 # make full-cpu DATA=/path/to/oxford-pets: the whole dataset on a 2-core CPU within about an hour with bf16 (44 min on a Zen 5 EPYC, 62.5 on a Zen 4; profiles/full-cpu.yaml).
-# make full-cpu-equal DATA=/path/to/oxford-pets EPOCHS=18: the profile's recipe with both models at EPOCHS epochs and the same first crop size (the equal-epochs pair).
+# make full-cpu-equal DATA=/path/to/oxford-pets EPOCHS=18 [SEED=7]: the profile's recipe with both models at EPOCHS epochs and the same first crop size (the equal-epochs pair; SEED: another split and initialisation).
 # make full: the full-scale profile (profiles/full.yaml: official archives, 256 px, the reference's widths) as a DVC experiment.
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -47,10 +47,12 @@ full-cpu: data-given setup
 	args=$$(petseg profile profiles/full-cpu.yaml) && dvc exp run -n full-cpu $$args -S data.folder=$(abspath $(DATA))
 
 # Both models for EPOCHS epochs with one recipe (the profile's, the ResNet34-UNet's own first crop size
-# dropped): which model is better per epoch, where full-cpu's epochs are sized for equal minutes.
+# dropped): which model is better per epoch, where full-cpu's epochs are sized for equal minutes. SEED (params.yaml's
+# seed when empty) draws another validation split, initialisation and augmentation: a pair per seed.
 EPOCHS ?= 18
+SEED ?=
 full-cpu-equal: data-given setup
-	args=$$(petseg profile profiles/full-cpu.yaml) && dvc exp run -n full-cpu-equal $$args -S data.folder=$(abspath $(DATA)) -S unet.epochs=$(EPOCHS) -S resnet34_unet.epochs=$(EPOCHS) -S resnet34_unet.progressive_size=null
+	args=$$(petseg profile profiles/full-cpu.yaml) && dvc exp run -n full-cpu-equal$(if $(SEED),-seed$(SEED)) $$args -S data.folder=$(abspath $(DATA)) -S unet.epochs=$(EPOCHS) -S resnet34_unet.epochs=$(EPOCHS) -S resnet34_unet.progressive_size=null $(if $(SEED),-S seed=$(SEED))
 
 JOBS ?= 1
 queue: setup

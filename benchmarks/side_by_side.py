@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -27,13 +26,11 @@ MODELS = ("unet", "resnet34_unet")
 
 def worker(model: str, size: int, batch: int, warmup: float, seconds: float, repeats: int) -> None:
     """Train steps for `warmup`, then `repeats` windows of `seconds`; print the median images per second."""
-    import statistics
-
     import torch
 
     from petseg.core.config import load_params
     from petseg.core.device import grad_scaler
-    from petseg.tools.measure import path_settings, precision_of, prepare, random_batch
+    from petseg.tools.measure import path_settings, precision_of, prepare, random_batch, window_rate
     from petseg.training.loop import train_step
 
     params = load_params(REPO / "params.yaml")
@@ -44,15 +41,9 @@ def worker(model: str, size: int, batch: int, warmup: float, seconds: float, rep
     amp = precision_of(settings)
     scaler = grad_scaler(cpu, amp)
 
-    def images_per_second(window: float) -> float:
-        begin, steps = time.perf_counter(), 0
-        while time.perf_counter() < begin + window:  # whole steps: a window runs a little past its end
-            train_step(net, images, masks, loss_fn, optimizer, scaler, amp)
-            steps += 1
-        return steps * batch / (time.perf_counter() - begin)
-
-    images_per_second(warmup)
-    print(json.dumps({"model": model, "rate": statistics.median(images_per_second(seconds) for _ in range(repeats))}))
+    rate = window_rate(lambda: train_step(net, images, masks, loss_fn, optimizer, scaler, amp), batch, warmup, seconds,
+                       repeats)
+    print(json.dumps({"model": model, "rate": rate}))
 
 
 def measure(models: list[str], threads: int, args) -> dict[str, float]:

@@ -26,14 +26,14 @@ MODELS = ("unet", "resnet34_unet")
 WAYS = ("eager", "compile", "bf16-weights")
 
 
-def master_weights_step(net, loss_fn, optimizer_lr: float, fused: bool):
+def master_weights_step(net, loss_fn, fused: bool):
     """A step on bf16 weights whose Adam updates an fp32 copy: what training without autocast's casts costs."""
     import torch
 
     net.to(torch.bfloat16)
     weights = list(net.parameters())
     master = [w.detach().float().clone().requires_grad_(True) for w in weights]
-    optimizer = torch.optim.Adam(master, lr=optimizer_lr, fused=fused or None)
+    optimizer = torch.optim.Adam(master, lr=1e-3, fused=fused or None)  # prepare's rate
 
     def step(images, masks):
         loss = loss_fn(net(images.to(torch.bfloat16)).float(), masks)
@@ -54,7 +54,7 @@ def worker(model: str, way: str, args) -> None:
 
     from petseg.core.config import load_params
     from petseg.core.device import grad_scaler
-    from petseg.tools.measure import path_settings, precision_of, prepare, random_batch
+    from petseg.tools.measure import path_settings, precision_of, prepare, random_batch, window_rate
     from petseg.training.loop import train_step
 
     params = load_params(REPO / "params.yaml")
@@ -65,7 +65,7 @@ def worker(model: str, way: str, args) -> None:
     amp = precision_of(settings)
     scaler = grad_scaler(cpu, amp)
     if way == "bf16-weights":
-        step = master_weights_step(net, loss_fn, 1e-3, settings["fused_adam"])
+        step = master_weights_step(net, loss_fn, settings["fused_adam"])
     else:
         net = torch.compile(net) if way == "compile" else net
 
@@ -75,16 +75,7 @@ def worker(model: str, way: str, args) -> None:
     begin = time.perf_counter()
     step(images, masks)
     first = time.perf_counter() - begin
-
-    def images_per_second(window: float) -> float:
-        begin, steps = time.perf_counter(), 0
-        while time.perf_counter() < begin + window:  # whole steps: a window runs a little past its end
-            step(images, masks)
-            steps += 1
-        return steps * args.batch / (time.perf_counter() - begin)
-
-    images_per_second(args.warmup)
-    rate = statistics.median(images_per_second(args.seconds) for _ in range(args.repeats))
+    rate = window_rate(lambda: step(images, masks), args.batch, args.warmup, args.seconds, args.repeats)
     print(json.dumps({"model": model, "way": way, "first_step": first, "rate": rate}))
 
 

@@ -71,6 +71,20 @@ def median_rate(func, n_items: int, repeats: int, warmup: int = 1) -> float:
     return n_items / statistics.median(times)
 
 
+def window_rate(step, batch_size: int, warmup: float, seconds: float, repeats: int) -> float:
+    """Images per second of `step()` (one batch a call): `warmup` seconds untimed, then the median of `repeats`
+    windows of `seconds`. A window runs whole steps, so it ends a little past its length."""
+    def images_per_second(window: float) -> float:
+        begin, steps = time.perf_counter(), 0
+        while time.perf_counter() < begin + window:
+            step()
+            steps += 1
+        return steps * batch_size / (time.perf_counter() - begin)
+
+    images_per_second(warmup)
+    return statistics.median(images_per_second(seconds) for _ in range(repeats))
+
+
 def loader_rate(dataset, batch_size: int, workers: int, repeats: int) -> float:
     loader = make_loader(dataset, batch_size, True, workers, seed=0)
     return median_rate(lambda: [None for _ in loader], len(loader) * batch_size, repeats)

@@ -3,7 +3,7 @@
 # make postgres: Debian's PostgreSQL server, for the tests of a study shared through it (docs/scaling.md).
 # make queue JOBS=N: run the queued experiments N at a time, each with its share of the cores.
 # make compare: the experiments side by side in 80 columns (petseg compare: Dice with intervals, epochs, training minutes, changed params).
-# make full-cpu DATA=/path/to/oxford-pets: the whole dataset on a 2-core CPU in about an hour with bf16, sized for a Zen 4 EPYC, the slowest bf16 CPU measured (64.6 min there in a slow hour, about 58 at its usual speed; profiles/full-cpu.yaml).
+# make full-cpu DATA=/path/to/oxford-pets: the whole dataset on a 2-core CPU in about an hour with bf16, sized for a Zen 4 EPYC, the slowest bf16 CPU measured (profiles/full-cpu.yaml; docs/full-data.md, The hour on a Zen 4 EPYC).
 # make full-cpu-equal DATA=/path/to/oxford-pets EPOCHS=18 [SEED=7]: the profile's recipe with both models at EPOCHS epochs and the same first crop size (the equal-epochs pair; SEED: another split and initialisation).
 # make full: the full-scale profile (profiles/full.yaml: official archives, 256 px, the reference's widths) as a DVC experiment.
 VENV := .venv

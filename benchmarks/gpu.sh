@@ -4,13 +4,15 @@
 # 160 px). Both models at 160 px with the reference's widths (profiles/full.yaml: UNet-64, ResNet34-UNet
 # decoder 32, batch 16, 50 epochs each), a fixed learning rate (LR, default 1e-3) instead of the search,
 # then the test split scored (pooled, per-image and reference-protocol Dice, boundary IoU) and the
-# results table printed. Estimated at under 10 minutes on an H200 (not measured); each step has a timeout
-# (TRAIN_TIMEOUT for each model, default 450 s), so a slower GPU gives partial results rather than none.
+# results table printed. Estimated at under 10 minutes on an H200, not measured: the ResNet34-UNet, the slower,
+# steps 500 to 620 photos a second there at batch 16 (benchmarks/h200), so 50 epochs of 3,312 photos take 4.5 to
+# 5.5 minutes. Each step has a timeout (TRAIN_TIMEOUT for each model, default 450 s); a model stopped by its
+# timeout leaves no checkpoint and evaluate scores the other, so a slower GPU gives partial results, not none.
 # The stages run directly (no DVC needed on the GPU machine).
 # EPOCHS, IMAGE_SIZE, UNET_WIDTH override the profile (a dry run on a CPU: EPOCHS=1 IMAGE_SIZE=64 UNET_WIDTH=8).
 # Without the package installed it runs from src/. On a machine that has torch but not petseg's other
-# dependencies (albumentations, optuna and their needs), put their wheels
-# in .whl/ (pip download --python-version of that machine) and they are installed to /tmp/site first.
+# dependencies (albumentations, albucore, stringzilla, simsimd, pydantic and its needs: 8 MB of wheels), put their
+# wheels in .whl/ (pip download --python-version of that machine) and they are installed to /tmp/site first.
 set -uo pipefail
 out=$(realpath -m "${1:-${OUT:-/tmp/petseg-gpu}}")
 data=$(realpath "${DATA:-../shared/data/oxford-pets-160}") || { echo "no dataset at ${DATA:-../shared/data/oxford-pets-160}" >&2; exit 2; }
@@ -41,9 +43,13 @@ params["unet"]["base_channels"] = int(os.environ.get("UNET_WIDTH", params["unet"
 for model in MODELS:
     params[model]["epochs"] = int(os.environ.get("EPOCHS", params[model]["epochs"]))
 params["lr"], params["tune"]["n_trials"] = float(os.environ.get("LR", 1e-3)), 0
+# cudnn.benchmark (DETERMINISTIC=0, the default here): 1.2 to 1.5 times the step rate of deterministic kernels on
+# an H200 (benchmarks/h200/*/bench_gpu_fast.json), which 50 epochs of both models need to fit the GPU time;
+# reruns then differ in the last digits. DETERMINISTIC=1 keeps the project default, byte-identical reruns.
+params["train"]["deterministic"] = os.environ.get("DETERMINISTIC", "0") == "1"
 validate(params)
 yaml.safe_dump(params, open(out, "w"), sort_keys=False)
-print({k: params[k] for k in ("lr", "preprocess", "unet", "resnet34_unet")})
+print({k: params[k] for k in ("lr", "preprocess", "train", "unet", "resnet34_unet")})
 PY
 G="--params $work/gpu.yaml"
 cp "$work/gpu.yaml" "$out/params.yaml"
@@ -62,14 +68,16 @@ train() {
 # CONCURRENT=1 (the default): both models train at once, as a GPU has room for both, so the run takes about the
 # time of the slower one; their epoch times then include the other's load. CONCURRENT=0: one after the other.
 if [ "${CONCURRENT:-1}" = 1 ]; then
-  train unet & first=$!
-  train resnet34_unet & second=$!
+  train resnet34_unet & first=$!  # the slower one first
+  train unet & second=$!
   wait "$first" "$second"  # by pid: a bare wait would also wait for the tee above, which never ends
 else
   train unet; train resnet34_unet
 fi
+trained=$(ls "$out"/models/{unet,resnet34_unet}.pt 2>/dev/null)  # a model stopped by its timeout has no checkpoint
+[ -n "$trained" ] || exit 1
 step timeout 300 petseg $G evaluate --data "$work/processed" --raw "$work/raw" \
-  --checkpoint "$out/models/unet.pt" "$out/models/resnet34_unet.pt" --out "$out/metrics/evaluate.json" \
+  --checkpoint $trained --out "$out/metrics/evaluate.json" \
   --per-image-dir "$out" --timings "$out/timings.jsonl" >/dev/null
 (cd "$out" && petseg report --timings timings.jsonl | tee results.md)
 mv "$out/models" "$work/models"  # the checkpoints stay behind: too large to bring back

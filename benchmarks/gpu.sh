@@ -74,10 +74,11 @@ if [ "${CONCURRENT:-1}" = 1 ]; then
 else
   train unet; train resnet34_unet
 fi
-trained=$(ls "$out"/models/{unet,resnet34_unet}.pt 2>/dev/null)  # a model stopped by its timeout has no checkpoint
-[ -n "$trained" ] || exit 1
+trained=()  # a model stopped by its timeout has no checkpoint
+for model in unet resnet34_unet; do [ -f "$out/models/$model.pt" ] && trained+=("$out/models/$model.pt"); done
+[ ${#trained[@]} -gt 0 ] || exit 1
 step timeout 300 petseg $G evaluate --data "$work/processed" --raw "$work/raw" \
-  --checkpoint $trained --out "$out/metrics/evaluate.json" \
+  --checkpoint "${trained[@]}" --out "$out/metrics/evaluate.json" \
   --per-image-dir "$out" --timings "$out/timings.jsonl" >/dev/null
 (cd "$out" && petseg report --timings timings.jsonl | tee results.md)
 mv "$out/models" "$work/models"  # the checkpoints stay behind: too large to bring back

@@ -76,7 +76,7 @@ else
 fi
 trained=()  # a model stopped by its timeout has no checkpoint
 for model in unet resnet34_unet; do [ -f "$out/models/$model.pt" ] && trained+=("$out/models/$model.pt"); done
-[ ${#trained[@]} -gt 0 ] || exit 1
+[ ${#trained[@]} -gt 0 ] || { echo "no model finished training within TRAIN_TIMEOUT: nothing to evaluate" >&2; exit 1; }
 step timeout 300 petseg $G evaluate --data "$work/processed" --raw "$work/raw" \
   --checkpoint "${trained[@]}" --out "$out/metrics/evaluate.json" \
   --per-image-dir "$out" --timings "$out/timings.jsonl" >/dev/null

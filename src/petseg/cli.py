@@ -89,8 +89,8 @@ def git_outputs(args) -> list[Path]:
 
 def restore_removed(paths: list[Path]) -> list[str]:
     """Put back from git's index the tracked files under `paths` that are missing: DVC deletes a stage's outputs
-    before it runs, and a stage that fails or is stopped should leave a user's tracked files as they were. With
-    DVC's autostage the index holds each file as the last finished run left it. Outside git: nothing."""
+    before it runs, and a stage that fails or is stopped should leave a user's tracked files as they were: as last
+    staged (autostage stages dvc.lock alone, so the rest as of the user's last `git add`). Outside git: nothing."""
     if not paths:
         return []
     def git(*cmd: str) -> subprocess.CompletedProcess:

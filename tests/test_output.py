@@ -3,6 +3,7 @@ and progress go to stderr. Each command's stdout goes through a parser."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shlex
@@ -14,6 +15,7 @@ import yaml
 from petseg.core.timings import file_md5
 from petseg.models.build import build_model
 from petseg.models.checkpoint import save_checkpoint
+from petseg.tools import report
 from tests.conftest import REPO
 
 
@@ -86,14 +88,16 @@ def test_report_finds_a_kept_runs_minutes_and_cpu_by_its_dvc_lock_and_log(tmp_pa
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"{run / 'dvc.lock'}: not a readable dvc.lock" in result.stderr
 
+
 def documented_report_commands():
-    """(document, section, [LABEL=PATH, ...]) of each `petseg report ... --readme DOC` quoted in the README and docs/."""
+    """(document, parsed arguments) of each `petseg report ... --readme DOC` quoted in the README and docs/."""
+    parser = argparse.ArgumentParser()
+    report.add_arguments(parser)
     for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
         for command in re.findall(r"`(petseg report [^`]*--readme [^`]*)`", doc.read_text()):
-            args = shlex.split(command)[2:]
-            value = {flag: args[i + 1] for i, flag in enumerate(args[:-1]) if flag.startswith("--")}
-            assert (REPO / value["--readme"]).resolve() == doc.resolve(), command
-            yield doc, value.get("--section", "results"), [args[i + 1] for i, a in enumerate(args) if a == "--metrics"]
+            args = parser.parse_args(shlex.split(command)[2:])
+            assert (REPO / args.readme).resolve() == doc.resolve(), command
+            yield doc, args
 
 
 def test_results_tables_are_what_report_makes_of_the_kept_runs():
@@ -101,16 +105,16 @@ def test_results_tables_are_what_report_makes_of_the_kept_runs():
     records under runs/: no figure typed by hand. (The `default` rows are the workspace's own run, timed by a
     git-ignored log, and change with a user's `dvc repro`, so they are left out here.)"""
     commands = list(documented_report_commands())
-    assert commands and any(doc.name == "README.md" for doc, _, _ in commands)
-    for doc, section, metrics in commands:
-        kept = [m for m in metrics if m.partition("=")[2].startswith("runs/")]
+    assert commands and any(doc.name == "README.md" for doc, _ in commands)
+    for doc, args in commands:
+        kept = [m for m in args.metrics if m.partition("=")[2].startswith("runs/")]
         made = petseg("report", *[a for m in kept for a in ("--metrics", m)], "--timings", "none.jsonl", cwd=REPO)
         summary(made, "report")
-        text = doc.read_text()
-        committed = text.split(f"<!-- {section}:start -->")[1].split(f"<!-- {section}:end -->")[0]
+        start, end = report.markers(args.section)
+        committed = doc.read_text().split(start)[1].split(end)[0]
         labels = {m.partition("=")[0] for m in kept}
         rows = [row for row in markdown_table(committed) if row["run"] in labels]
-        assert rows == markdown_table(made.stdout), f"{doc.name} {section}: rerun its `petseg report` command"
+        assert rows == markdown_table(made.stdout), f"{doc.name} {args.section}: rerun its `petseg report` command"
 
 
 def test_profile_prints_only_arguments(tmp_path):

@@ -15,7 +15,14 @@ from petseg.models.spec import display_name, model_path
 HELP = "the results table (Markdown) from metrics/evaluate.json"
 PARAMS = "never"
 MAX_LOCK_BYTES = 16 * 2**20  # a dvc.lock is a few kB; read none larger
-START, END = "<!-- results:start -->", "<!-- results:end -->"  # the default section's markers
+
+
+def markers(section: str = "results") -> tuple[str, str]:
+    """The comments a section's table stands between in a Markdown file."""
+    return f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+
+
+START, END = markers()  # the default section's
 
 
 def run(args, params) -> str:
@@ -105,7 +112,7 @@ def results_table(runs: dict[str, dict]) -> str:
 
 def update_readme(readme: Path, table: str, section: str = "results") -> None:
     """Replace what stands between the `section` markers of `readme` with `table`."""
-    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+    start, end = markers(section)
     text = Path(readme).read_text()
     if start not in text or end not in text:
         raise PetsegError(f"{readme}: no {start} ... {end} markers to put the table between")
